@@ -1,0 +1,485 @@
+//! save_path parsing and the per-request settings (INI or handler options).
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::error::ConfigError;
+
+pub const DEFAULT_PREFIX: &str = "rsess:";
+pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
+pub const DEFAULT_MAX_ITEM_SIZE: usize = 1024 * 1024;
+
+/// Which store a save_path names, and how to reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum StoreConfig {
+    Files { dir: PathBuf },
+    Redis(RedisConfig),
+    Memcached(MemcachedConfig),
+}
+
+/// Options every network store takes in its query string.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct NetOptions {
+    pub prefix: String,
+    pub connect_timeout: Duration,
+    pub timeout: Duration,
+}
+
+impl Default for NetOptions {
+    fn default() -> Self {
+        NetOptions {
+            prefix: DEFAULT_PREFIX.to_string(),
+            connect_timeout: DEFAULT_CONNECT_TIMEOUT,
+            timeout: DEFAULT_TIMEOUT,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum RedisAddr {
+    Tcp { host: String, port: u16, tls: bool },
+    Unix { path: PathBuf },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct RedisConfig {
+    pub addr: RedisAddr,
+    pub username: Option<String>,
+    pub password: Option<String>,
+    pub db: i64,
+    pub net: NetOptions,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct MemcachedConfig {
+    pub servers: Vec<(String, u16)>,
+    pub net: NetOptions,
+    pub max_item_size: usize,
+}
+
+impl StoreConfig {
+    /// Parses a save_path. `temp_dir` is PHP's `sys_get_temp_dir()`, used when
+    /// the path is empty.
+    pub fn parse(save_path: &str, temp_dir: &Path) -> Result<StoreConfig, ConfigError> {
+        let bad = |reason: &str| ConfigError::SavePath {
+            path: save_path.to_string(),
+            reason: reason.to_string(),
+        };
+        let s = save_path.trim();
+        if s.is_empty() {
+            return Ok(StoreConfig::Files { dir: temp_dir.join("rsession") });
+        }
+        if s.contains('\0') {
+            return Err(bad("contains a NUL byte"));
+        }
+        if let Some(rest) = s.strip_prefix("file://") {
+            return files_dir(rest).map_err(|r| bad(&r));
+        }
+        if s.starts_with('/') {
+            return files_dir(s).map_err(|r| bad(&r));
+        }
+        if let Some(rest) = s.strip_prefix("redis+unix://") {
+            return parse_redis_unix(rest).map_err(|r| bad(&r));
+        }
+        if let Some(rest) = s.strip_prefix("rediss://") {
+            return parse_redis_tcp(rest, true).map_err(|r| bad(&r));
+        }
+        if let Some(rest) = s.strip_prefix("redis://") {
+            return parse_redis_tcp(rest, false).map_err(|r| bad(&r));
+        }
+        if let Some(rest) = s.strip_prefix("memcached://") {
+            return parse_memcached(rest).map_err(|r| bad(&r));
+        }
+        if s.contains("://") {
+            return Err(bad(
+                "unknown scheme; use an absolute directory, file://, redis://, rediss://, redis+unix:// or memcached://",
+            ));
+        }
+        if s.contains(';') {
+            return Err(bad(
+                "the files handler's \"N;MODE;/dir\" form is not supported; give an absolute directory",
+            ));
+        }
+        Err(bad("a directory must be an absolute path"))
+    }
+
+    /// The name of the store this config selects, as shown to operators.
+    pub fn store_name(&self) -> &'static str {
+        match self {
+            StoreConfig::Files { .. } => "files",
+            StoreConfig::Redis(_) => "redis",
+            StoreConfig::Memcached(_) => "memcached",
+        }
+    }
+}
+
+fn files_dir(path: &str) -> Result<StoreConfig, String> {
+    let path = percent_decode(path)?;
+    if !path.starts_with('/') {
+        return Err("a directory must be an absolute path".into());
+    }
+    if path.split('/').any(|c| c == "..") {
+        return Err("a directory must not contain \"..\"".into());
+    }
+    Ok(StoreConfig::Files { dir: PathBuf::from(path) })
+}
+
+/// Splits `authority/path?query` into its parts.
+fn split_url(rest: &str) -> (&str, &str, &str) {
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let (authority, path) = match before_query.find('/') {
+        Some(i) => (&before_query[..i], &before_query[i..]),
+        None => (before_query, ""),
+    };
+    (authority, path, query)
+}
+
+fn parse_redis_tcp(rest: &str, tls: bool) -> Result<StoreConfig, String> {
+    let (authority, path, query) = split_url(rest);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (username, password) = match userinfo {
+        None => (None, None),
+        Some(u) => match u.split_once(':') {
+            Some((user, pass)) => (non_empty(percent_decode(user)?), Some(percent_decode(pass)?)),
+            None => (non_empty(percent_decode(u)?), None),
+        },
+    };
+    let (host, port) = parse_host_port(hostport, 6379)?;
+    let db = match path.trim_start_matches('/') {
+        "" => 0,
+        d => d
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| format!("database {d:?} is not a non-negative number"))?,
+    };
+    let net = parse_query(query, &mut |_, _| Ok(false))?;
+    Ok(StoreConfig::Redis(RedisConfig {
+        addr: RedisAddr::Tcp { host, port, tls },
+        username,
+        password,
+        db,
+        net,
+    }))
+}
+
+fn parse_redis_unix(rest: &str) -> Result<StoreConfig, String> {
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let path = percent_decode(path)?;
+    if !path.starts_with('/') {
+        return Err("redis+unix:// needs an absolute socket path (redis+unix:///path/redis.sock)".into());
+    }
+    let mut db = 0;
+    let net = parse_query(query, &mut |k, v| {
+        if k == "db" {
+            db = v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                format!("db={v:?} is not a non-negative number")
+            })?;
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(StoreConfig::Redis(RedisConfig {
+        addr: RedisAddr::Unix { path: PathBuf::from(path) },
+        username: None,
+        password: None,
+        db,
+        net,
+    }))
+}
+
+fn parse_memcached(rest: &str) -> Result<StoreConfig, String> {
+    let (authority, path, query) = split_url(rest);
+    if !path.is_empty() && path != "/" {
+        return Err("memcached:// takes no path; list servers as host:port,host:port".into());
+    }
+    let mut servers = Vec::new();
+    for part in authority.split(',') {
+        if part.is_empty() {
+            return Err("empty server in the list".into());
+        }
+        servers.push(parse_host_port(part, 11211)?);
+    }
+    let mut max_item_size = DEFAULT_MAX_ITEM_SIZE;
+    let net = parse_query(query, &mut |k, v| {
+        if k == "max_item_size" {
+            max_item_size = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or_else(|| format!("max_item_size={v:?} is not a positive number of bytes"))?;
+            return Ok(true);
+        }
+        Ok(false)
+    })?;
+    Ok(StoreConfig::Memcached(MemcachedConfig { servers, net, max_item_size }))
+}
+
+fn parse_host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
+    if s.is_empty() {
+        return Err("missing host".into());
+    }
+    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
+        // IPv6 literal: [::1]:6379
+        let (h, after) = rest.split_once(']').ok_or("unclosed '[' in host")?;
+        match after {
+            "" => (h, None),
+            p => (h, Some(p.strip_prefix(':').ok_or("garbage after ']'")?)),
+        }
+    } else {
+        match s.rsplit_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (s, None),
+        }
+    };
+    if host.is_empty() {
+        return Err("missing host".into());
+    }
+    if !host.chars().all(|c| c.is_ascii_alphanumeric() || "-._:".contains(c)) {
+        return Err(format!("host {host:?} contains characters a host name cannot have"));
+    }
+    let port = match port {
+        None => default_port,
+        Some(p) => p
+            .parse::<u16>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("port {p:?} is not a number between 1 and 65535"))?,
+    };
+    Ok((host.to_string(), port))
+}
+
+/// Parses the common query keys; `extra` handles store-specific keys and
+/// returns whether it knew the key. Unknown keys are errors: a typo must not
+/// silently fall back to a default.
+fn parse_query(
+    query: &str,
+    extra: &mut dyn FnMut(&str, &str) -> Result<bool, String>,
+) -> Result<NetOptions, String> {
+    let mut net = NetOptions::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = percent_decode(v)?;
+        match k {
+            "prefix" => {
+                if v.bytes().any(|b| b <= b' ' || b == 0x7f) {
+                    return Err("prefix must not contain spaces or control characters".into());
+                }
+                if v.len() > 128 {
+                    return Err("prefix is longer than 128 bytes".into());
+                }
+                net.prefix = v;
+            }
+            "connect_timeout_ms" => net.connect_timeout = parse_ms(k, &v)?,
+            "timeout_ms" => net.timeout = parse_ms(k, &v)?,
+            _ => {
+                if !extra(k, &v)? {
+                    return Err(format!("unknown query key {k:?}"));
+                }
+            }
+        }
+    }
+    Ok(net)
+}
+
+fn parse_ms(key: &str, v: &str) -> Result<Duration, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| *n > 0 && *n <= 3_600_000)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{key}={v:?} is not a number of milliseconds between 1 and 3600000"))
+}
+
+fn non_empty(s: String) -> Option<String> {
+    if s.is_empty() { None } else { Some(s) }
+}
+
+fn percent_decode(s: &str) -> Result<String, String> {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes
+                .get(i + 1..i + 3)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or("bad %-escape")?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    let s = String::from_utf8(out).map_err(|_| "%-escapes do not decode to UTF-8".to_string())?;
+    if s.contains('\0') {
+        return Err("contains a NUL byte".into());
+    }
+    Ok(s)
+}
+
+/// What to do when the lock cannot be had within `lock_wait`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockFailure {
+    Fail,
+    ReadOnly,
+}
+
+/// Per-request behaviour: the `rsession.*` INI settings, or the options of an
+/// `RSession\Handler` (which win).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Settings {
+    pub locking: bool,
+    pub lock_wait: Duration,
+    pub lock_ttl: Duration,
+    pub lock_failure: LockFailure,
+    pub read_only: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            locking: true,
+            lock_wait: Duration::from_millis(30_000),
+            lock_ttl: Duration::from_millis(10_000),
+            lock_failure: LockFailure::Fail,
+            read_only: false,
+        }
+    }
+}
+
+/// The setting names, without the `rsession.` INI prefix.
+pub const SETTING_NAMES: [&str; 5] = ["locking", "lock_wait_ms", "lock_ttl_ms", "lock_failure", "read_only"];
+
+impl Settings {
+    /// Sets one setting from its text form (as INI or an option gives it).
+    pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
+        let bad = |reason: String| ConfigError::Option { name: name.to_string(), reason };
+        let v = value.trim();
+        match name {
+            "locking" => self.locking = parse_bool(v).ok_or_else(|| bad(format!("{v:?} is not a boolean")))?,
+            "read_only" => self.read_only = parse_bool(v).ok_or_else(|| bad(format!("{v:?} is not a boolean")))?,
+            "lock_wait_ms" => {
+                self.lock_wait = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 86_400_000)
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (0 to 86400000)")))?
+            }
+            "lock_ttl_ms" => {
+                self.lock_ttl = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (100..=86_400_000).contains(n))
+                    .map(Duration::from_millis)
+                    .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (100 to 86400000)")))?
+            }
+            "lock_failure" => {
+                self.lock_failure = match v.to_ascii_lowercase().as_str() {
+                    "fail" => LockFailure::Fail,
+                    "readonly" | "read_only" => LockFailure::ReadOnly,
+                    _ => return Err(bad(format!("{v:?} is neither \"fail\" nor \"readonly\""))),
+                }
+            }
+            _ => return Err(bad(format!("unknown option; known: {}", SETTING_NAMES.join(", ")))),
+        }
+        Ok(())
+    }
+}
+
+/// PHP's INI boolean spellings.
+pub fn parse_bool(v: &str) -> Option<bool> {
+    match v.to_ascii_lowercase().as_str() {
+        "1" | "on" | "yes" | "true" => Some(true),
+        "0" | "off" | "no" | "false" | "" | "none" => Some(false),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<StoreConfig, ConfigError> {
+        StoreConfig::parse(s, Path::new("/tmp"))
+    }
+
+    #[test]
+    fn files_forms() {
+        assert_eq!(parse("").unwrap(), StoreConfig::Files { dir: "/tmp/rsession".into() });
+        assert_eq!(parse("/var/s").unwrap(), StoreConfig::Files { dir: "/var/s".into() });
+        assert_eq!(parse("file:///var/s").unwrap(), StoreConfig::Files { dir: "/var/s".into() });
+        assert!(parse("relative/dir").is_err());
+        assert!(parse("2;/tmp").is_err());
+        assert!(parse("/a/../b").is_err());
+        assert!(parse("file://relative").is_err());
+    }
+
+    #[test]
+    fn redis_forms() {
+        let StoreConfig::Redis(c) = parse("redis://u:p%40ss@h.example:7000/3?prefix=a:&timeout_ms=50").unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.addr, RedisAddr::Tcp { host: "h.example".into(), port: 7000, tls: false });
+        assert_eq!(c.username.as_deref(), Some("u"));
+        assert_eq!(c.password.as_deref(), Some("p@ss"));
+        assert_eq!(c.db, 3);
+        assert_eq!(c.net.prefix, "a:");
+        assert_eq!(c.net.timeout, Duration::from_millis(50));
+        assert_eq!(c.net.connect_timeout, DEFAULT_CONNECT_TIMEOUT);
+
+        let StoreConfig::Redis(c) = parse("rediss://:secret@[::1]").unwrap() else { panic!() };
+        assert_eq!(c.addr, RedisAddr::Tcp { host: "::1".into(), port: 6379, tls: true });
+        assert_eq!(c.username, None);
+        assert_eq!(c.password.as_deref(), Some("secret"));
+
+        let StoreConfig::Redis(c) = parse("redis+unix:///run/r.sock?db=2").unwrap() else { panic!() };
+        assert_eq!(c.addr, RedisAddr::Unix { path: "/run/r.sock".into() });
+        assert_eq!(c.db, 2);
+
+        for bad in [
+            "redis://",
+            "redis://h:0",
+            "redis://h:99999",
+            "redis://h/x",
+            "redis://h?timeout_ms=abc",
+            "redis://h?bogus=1",
+            "redis://h?prefix=a%20b",
+            "redis+unix://rel.sock",
+            "redis://h%zz",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn memcached_forms() {
+        let StoreConfig::Memcached(c) = parse("memcached://a:1,b?max_item_size=2048").unwrap() else { panic!() };
+        assert_eq!(c.servers, vec![("a".into(), 1), ("b".into(), 11211)]);
+        assert_eq!(c.max_item_size, 2048);
+        assert!(parse("memcached://a,,b").is_err());
+        assert!(parse("memcached://a?max_item_size=0").is_err());
+        assert!(parse("memcached://a/x").is_err());
+        assert!(parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn settings() {
+        let mut s = Settings::default();
+        s.set("lock_wait_ms", "250").unwrap();
+        s.set("lock_failure", "readonly").unwrap();
+        s.set("locking", "Off").unwrap();
+        assert_eq!(s.lock_wait, Duration::from_millis(250));
+        assert_eq!(s.lock_failure, LockFailure::ReadOnly);
+        assert!(!s.locking);
+        assert!(s.set("lock_wait_ms", "-1").is_err());
+        assert!(s.set("lock_ttl_ms", "5").is_err());
+        assert!(s.set("nope", "1").is_err());
+    }
+}

@@ -1,0 +1,262 @@
+//! `RSession\Handler` (for session_set_save_handler) and `RSession\Exception`.
+//! The class drives the same engine as the native handler.
+
+use ext_php_rs::binary::Binary;
+use ext_php_rs::class::RegisteredClass;
+use ext_php_rs::convert::IntoZval;
+use ext_php_rs::flags::DataType;
+use ext_php_rs::exception::{PhpException, PhpResult};
+use ext_php_rs::flags::ClassFlags;
+use ext_php_rs::prelude::*;
+use ext_php_rs::types::{ZendHashTable, Zval};
+use ext_php_rs::zend::ClassEntry;
+use parking_lot::Mutex;
+
+use super::{ffi, guarded, ini_long, notice, parse_save_path, request_uri, settings_from_ini, warn};
+use crate::config::{Settings, StoreConfig};
+use crate::engine::{self, Engine, SharedStore};
+use crate::error::EngineError;
+
+fn runtime_exception() -> &'static ClassEntry {
+    // SAFETY: SPL is always compiled in and registers this at its MINIT.
+    unsafe { &*ffi::spl_ce_RuntimeException }
+}
+
+fn session_handler_interface() -> &'static ClassEntry {
+    // SAFETY: ext/session sets these at its MINIT, which runs before ours.
+    unsafe { &*ffi::php_session_iface_entry }
+}
+
+fn session_id_interface() -> &'static ClassEntry {
+    unsafe { &*ffi::php_session_id_iface_entry }
+}
+
+fn session_update_timestamp_interface() -> &'static ClassEntry {
+    unsafe { &*ffi::php_session_update_timestamp_iface_entry }
+}
+
+#[php_class]
+#[php(name = "RSession\\Exception")]
+#[php(extends(ce = runtime_exception, stub = "\\RuntimeException"))]
+#[derive(Default)]
+pub struct RSessionException;
+
+pub(crate) fn exception(e: impl std::fmt::Display) -> PhpException {
+    PhpException::from_class::<RSessionException>(format!("rsession: {e}"))
+}
+
+/// The store of the handler object opened in this request, if any: the
+/// `RSession\` functions act on it instead of session.save_path's.
+static CURRENT: Mutex<Option<SharedStore>> = Mutex::new(None);
+
+pub(crate) fn current_store() -> Option<SharedStore> {
+    CURRENT.lock().clone()
+}
+
+pub(crate) fn forget_current_store() {
+    CURRENT.lock().take();
+}
+
+#[php_class]
+#[php(name = "RSession\\Handler")]
+#[php(flags = ClassFlags::Final)]
+#[php(implements(ce = session_handler_interface, stub = "\\SessionHandlerInterface"))]
+#[php(implements(ce = session_id_interface, stub = "\\SessionIdInterface"))]
+#[php(implements(ce = session_update_timestamp_interface, stub = "\\SessionUpdateTimestampHandlerInterface"))]
+pub struct Handler {
+    config: StoreConfig,
+    /// Options given to the constructor, applied over the INI settings at open.
+    options: Vec<(String, String)>,
+    engine: Option<Engine>,
+}
+
+/// What read() and gc() return: a value, or false on failure.
+///
+/// Declared to PHP as the value's type alone (`string`, `int`), so the class
+/// links against SessionHandlerInterface without a deprecation notice; `false`
+/// is then added to the declared types by [`widen_return_types`].
+pub struct OrFalse<T>(Option<T>);
+
+impl IntoZval for OrFalse<Vec<u8>> {
+    const TYPE: DataType = DataType::String;
+    const NULLABLE: bool = false;
+    fn set_zval(self, zv: &mut Zval, _persistent: bool) -> ext_php_rs::error::Result<()> {
+        match self.0 {
+            Some(b) => zv.set_binary(b),
+            None => zv.set_bool(false),
+        }
+        Ok(())
+    }
+}
+
+impl IntoZval for OrFalse<i64> {
+    const TYPE: DataType = DataType::Long;
+    const NULLABLE: bool = false;
+    fn set_zval(self, zv: &mut Zval, _persistent: bool) -> ext_php_rs::error::Result<()> {
+        match self.0 {
+            Some(n) => zv.set_long(n),
+            None => zv.set_bool(false),
+        }
+        Ok(())
+    }
+}
+
+/// Makes reflection show `read(): string|false` and `gc(): int|false`, as
+/// the interface declares them. Called once, right after the class is
+/// registered at MINIT.
+pub(crate) fn widen_return_types() {
+    const MAY_BE_FALSE: u32 = 1 << 2;
+    let ce = Handler::get_metadata().ce();
+    for name in ["read", "gc"] {
+        // SAFETY: at MINIT, single-threaded; the function table holds our
+        // internal methods, whose arg_info[-1] is the return type.
+        unsafe {
+            let zv = ext_php_rs::ffi::zend_hash_str_find(&ce.function_table, name.as_ptr().cast(), name.len());
+            let Some(func) = zv.as_ref().and_then(|z| z.value.ptr.cast::<ext_php_rs::ffi::zend_function>().as_mut())
+            else {
+                continue;
+            };
+            let info = func.internal_function.arg_info;
+            if !info.is_null() {
+                (*info.offset(-1)).type_.type_mask |= MAY_BE_FALSE;
+            }
+        }
+    }
+}
+
+fn option_text(v: &Zval) -> Option<String> {
+    if let Some(b) = v.bool() {
+        return Some(if b { "1" } else { "0" }.into());
+    }
+    if let Some(n) = v.long() {
+        return Some(n.to_string());
+    }
+    v.string()
+}
+
+impl Handler {
+    fn settings(&self) -> Result<Settings, EngineError> {
+        let mut s = settings_from_ini()?;
+        for (k, v) in &self.options {
+            s.set(k, v)?;
+        }
+        Ok(s)
+    }
+
+    /// Runs `f` on the open engine, reporting notices and errors as PHP
+    /// warnings (as the native handler does); None on failure.
+    fn with_engine<T>(&mut self, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Option<T> {
+        let Some(engine) = self.engine.as_mut() else {
+            warn(&EngineError::NotOpen.to_string());
+            return None;
+        };
+        let result = guarded(|| f(engine));
+        for n in engine.take_notices() {
+            notice(&n);
+        }
+        result.map_err(|e| warn(&e.to_string())).ok()
+    }
+
+    fn maxlifetime() -> i64 {
+        ini_long("session.gc_maxlifetime", 1440)
+    }
+}
+
+#[php_impl]
+impl Handler {
+    pub fn __construct(save_path: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+        let config = parse_save_path(save_path.as_deref().unwrap_or("")).map_err(exception)?;
+        let mut list = Vec::new();
+        let mut check = Settings::default();
+        if let Some(options) = options {
+            for (key, value) in options {
+                let key = key.to_string();
+                let value = option_text(value)
+                    .ok_or_else(|| exception(format!("option {key:?}: must be a bool, int or string")))?;
+                check.set(&key, &value).map_err(exception)?;
+                list.push((key, value));
+            }
+        }
+        Ok(Handler { config, options: list, engine: None })
+    }
+
+    pub fn open(&mut self, _path: String, _name: String) -> bool {
+        let opened = guarded(|| {
+            let store = engine::shared_store(&self.config)?;
+            Ok(Engine::new(store, self.settings()?, request_uri()))
+        });
+        match opened {
+            Ok(engine) => {
+                match self.engine.as_mut() {
+                    Some(old) => old.settings = engine.settings.clone(),
+                    None => self.engine = Some(engine),
+                }
+                *CURRENT.lock() = self.engine.as_ref().map(|e| e.store().clone());
+                true
+            }
+            Err(e) => {
+                warn(&e.to_string());
+                false
+            }
+        }
+    }
+
+    pub fn close(&mut self) -> bool {
+        let ok = self.engine.is_none() || self.with_engine(|e| e.close()).is_some();
+        self.engine = None;
+        ok
+    }
+
+    pub fn read(&mut self, id: Binary<u8>) -> OrFalse<Vec<u8>> {
+        OrFalse(self.with_engine(|e| e.read(&id, Self::maxlifetime())))
+    }
+
+    pub fn write(&mut self, id: Binary<u8>, data: Binary<u8>) -> bool {
+        self.with_engine(|e| e.write(&id, &data, Self::maxlifetime())).is_some()
+    }
+
+    pub fn update_timestamp(&mut self, id: Binary<u8>, data: Binary<u8>) -> bool {
+        self.with_engine(|e| e.update_timestamp(&id, &data, Self::maxlifetime())).is_some()
+    }
+
+    pub fn destroy(&mut self, id: Binary<u8>) -> bool {
+        self.with_engine(|e| e.destroy(&id)).is_some()
+    }
+
+    /// How many sessions were removed.
+    pub fn gc(&mut self, max_lifetime: i64) -> OrFalse<i64> {
+        OrFalse(self.with_engine(|e| e.gc(max_lifetime)).map(|n| n as i64))
+    }
+
+    pub fn validate_id(&mut self, id: Binary<u8>) -> bool {
+        let engine = self.engine.as_mut();
+        let result = match engine {
+            Some(e) => guarded(|| e.validate_id(&id)),
+            None => guarded(|| {
+                let store = engine::shared_store(&self.config)?;
+                Engine::new(store, Settings::default(), String::new()).validate_id(&id)
+            }),
+        };
+        result.map_err(|e| warn(&e.to_string())).unwrap_or(false)
+    }
+
+    #[php(name = "create_sid")]
+    pub fn create_sid(&mut self) -> PhpResult<String> {
+        // PHP's own generator (session.sid_length, sid_bits_per_character),
+        // checked against the store for collisions.
+        for _ in 0..3 {
+            // SAFETY: php_session_create_id ignores its argument.
+            let sid = unsafe { ffi::php_session_create_id(std::ptr::null_mut()) };
+            if sid.is_null() {
+                break;
+            }
+            // SAFETY: a fresh zend_string we own.
+            let id = unsafe { (*sid).as_bytes().to_vec() };
+            unsafe { ext_php_rs::ffi::ext_php_rs_zend_string_release(sid) };
+            if !self.validate_id(Binary::new(id.clone())) {
+                return Ok(String::from_utf8_lossy(&id).into_owned());
+            }
+        }
+        Err(exception("could not create an unused session id"))
+    }
+}

@@ -1,0 +1,203 @@
+//! The PHP side: the only place with PHP types and `unsafe`. Thin: convert,
+//! call the engine, convert back, report.
+
+use std::ffi::{CStr, CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::path::PathBuf;
+use std::sync::OnceLock;
+
+use ext_php_rs::builders::ModuleBuilder;
+use ext_php_rs::ffi::{E_NOTICE, E_WARNING, php_error_docref};
+use ext_php_rs::flags::IniEntryPermission;
+use ext_php_rs::builders::ModuleStartup;
+use ext_php_rs::internal::startup_guard;
+use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, SapiGlobals, StaticModuleEntry};
+use parking_lot::Mutex;
+
+use crate::config::{SETTING_NAMES, Settings, StoreConfig};
+use crate::error::{ConfigError, EngineError};
+
+mod ffi;
+mod functions;
+mod handler;
+mod module;
+
+static INI_ENTRIES: IniEntryDefs<6> = IniEntryDefs::new([
+    IniEntryDef::new(c"rsession.locking", c"1", IniEntryPermission::All),
+    IniEntryDef::new(c"rsession.lock_wait_ms", c"30000", IniEntryPermission::All),
+    IniEntryDef::new(c"rsession.lock_ttl_ms", c"10000", IniEntryPermission::All),
+    IniEntryDef::new(c"rsession.lock_failure", c"fail", IniEntryPermission::All),
+    IniEntryDef::new(c"rsession.read_only", c"0", IniEntryPermission::All),
+    IniEntryDef::end(),
+]);
+
+/// The extension declares a required dependency on ext/session, so that PHP
+/// starts session first wherever session is a shared module.
+static DEPS: [ffi::ModuleDep; 2] = [
+    ffi::ModuleDep {
+        name: c"session".as_ptr(),
+        rel: std::ptr::null(),
+        version: std::ptr::null(),
+        kind: ffi::MODULE_DEP_REQUIRED,
+    },
+    ffi::ModuleDep { name: std::ptr::null(), rel: std::ptr::null(), version: std::ptr::null(), kind: 0 },
+];
+
+static STARTUP: Mutex<Option<ModuleStartup>> = Mutex::new(None);
+
+fn build_module() -> ModuleBuilder<'static> {
+    functions::register(ModuleBuilder::new("rsession", env!("CARGO_PKG_VERSION")))
+        .class::<handler::RSessionException>()
+        .class::<handler::Handler>()
+        .info_function(php_module_info)
+        .post_deactivate_function(post_deactivate)
+}
+
+/// Written by hand rather than with `#[php_module]` so that `deps` is set
+/// before PHP sorts its modules (ext-php-rs always leaves it NULL).
+#[unsafe(no_mangle)]
+pub extern "C" fn get_module() -> *mut ModuleEntry {
+    static MODULE: StaticModuleEntry = StaticModuleEntry::new();
+    MODULE.get_or_init(|| {
+        let (mut entry, startup, owned) = build_module()
+            .try_into()
+            .unwrap_or_else(|e| panic!("rsession: cannot build the module entry: {e}"));
+        *STARTUP.lock() = Some(startup);
+        entry.module_startup_func = Some(minit);
+        entry.deps = DEPS.as_ptr().cast();
+        (entry, owned)
+    })
+}
+
+extern "C" fn minit(ty: i32, mod_num: i32) -> i32 {
+    startup_guard(|| {
+        ext_php_rs::internal::ext_php_rs_startup();
+        IniEntryDef::register(INI_ENTRIES.as_slice(), mod_num);
+        if let Some(startup) = STARTUP.lock().as_ref() {
+            startup.startup(ty, mod_num)?;
+        }
+        handler::widen_return_types();
+        // SAFETY: the module table is a static that outlives PHP's use of it.
+        if unsafe { ffi::php_session_register_module(&module::PS_MODULE) } != ffi::SUCCESS {
+            return Err(ext_php_rs::error::Error::Callable);
+        }
+        Ok(())
+    })
+}
+
+/// Runs after every module's RSHUTDOWN, so after ext/session wrote and
+/// closed: frees any lock a request that died mid-callback left behind.
+extern "C" fn post_deactivate() -> i32 {
+    let _ = catch_unwind(|| {
+        crate::engine::release_orphaned_locks();
+        handler::forget_current_store();
+    });
+    0
+}
+
+extern "C" fn php_module_info(module: *mut ModuleEntry) {
+    use ext_php_rs::{info_table_end, info_table_row, info_table_start};
+    info_table_start!();
+    info_table_row!("rsession support", "enabled");
+    info_table_row!("version", env!("CARGO_PKG_VERSION"));
+    info_table_row!("save handler", "rsession");
+    info_table_row!("stores", crate::store::COMPILED_STORES.join(", "));
+    info_table_end!();
+    // SAFETY: PHP hands us our own module entry.
+    unsafe { ffi::display_ini_entries(module) };
+}
+
+/// Raises an `rsession:`-prefixed E_WARNING.
+pub(crate) fn warn(msg: &str) {
+    raise(E_WARNING as i32, msg);
+}
+
+pub(crate) fn notice(msg: &str) {
+    raise(E_NOTICE as i32, msg);
+}
+
+fn raise(level: i32, msg: &str) {
+    let text = CString::new(format!("rsession: {msg}").replace('\0', "\\0")).unwrap_or_default();
+    // SAFETY: a constant "%s" format with one NUL-terminated argument.
+    unsafe { php_error_docref(std::ptr::null(), level, c"%s".as_ptr(), text.as_ptr()) };
+}
+
+/// Runs `f`, turning a panic into an error so none crosses into PHP.
+pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, EngineError>) -> Result<T, EngineError> {
+    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
+        let msg = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "panic".into());
+        Err(EngineError::Panic(msg))
+    })
+}
+
+pub(crate) fn ini_string(name: &str) -> Option<String> {
+    let mut exists = false;
+    // SAFETY: name and length are valid; PHP returns a pointer into its INI
+    // table (or NULL) that stays valid for this call.
+    let p = unsafe { ffi::zend_ini_string_ex(name.as_ptr().cast(), name.len(), 0, &mut exists) };
+    if !exists || p.is_null() {
+        return None;
+    }
+    // SAFETY: non-NULL INI values are NUL-terminated strings.
+    Some(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+}
+
+pub(crate) fn ini_long(name: &str, default: i64) -> i64 {
+    ini_string(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+/// The `rsession.*` INI settings as they stand now.
+pub(crate) fn settings_from_ini() -> Result<Settings, ConfigError> {
+    let mut s = Settings::default();
+    for name in SETTING_NAMES {
+        if let Some(v) = ini_string(&format!("rsession.{name}")) {
+            s.set(name, &v).map_err(|e| match e {
+                ConfigError::Option { reason, .. } => {
+                    ConfigError::Option { name: format!("rsession.{name}"), reason }
+                }
+                other => other,
+            })?;
+        }
+    }
+    Ok(s)
+}
+
+pub(crate) fn temp_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        // SAFETY: PHP returns a static NUL-terminated path (or NULL).
+        let p = unsafe { ffi::php_get_temporary_directory() };
+        if p.is_null() {
+            return std::env::temp_dir();
+        }
+        PathBuf::from(unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned())
+    })
+    .clone()
+}
+
+pub(crate) fn parse_save_path(save_path: &str) -> Result<StoreConfig, ConfigError> {
+    StoreConfig::parse(save_path, &temp_dir())
+}
+
+/// REQUEST_URI, or the script path on the command line.
+pub(crate) fn request_uri() -> String {
+    let sg = SapiGlobals::get();
+    let info = sg.request_info();
+    info.request_uri()
+        .or_else(|| info.path_translated())
+        .unwrap_or("-")
+        .to_string()
+}
+
+/// # Safety
+/// `p` must be NULL or point to a NUL-terminated string.
+pub(crate) unsafe fn c_str(p: *const c_char) -> String {
+    if p.is_null() {
+        return String::new();
+    }
+    unsafe { CStr::from_ptr(p) }.to_string_lossy().into_owned()
+}

@@ -1,0 +1,198 @@
+//! The native save handler `rsession`: ext/session's ten callbacks. Each one
+//! converts, calls the engine inside `guarded`, then reports. Warnings are
+//! raised after all Rust work is done, so a PHP error handler that bails out
+//! never unwinds through Rust frames holding resources.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use ext_php_rs::ffi::{zend_long, zend_string};
+use ext_php_rs::types::ZendStr;
+
+use super::ffi::{FAILURE, ModData, PsModule, SUCCESS, php_session_create_id};
+use super::{c_str, guarded, notice, parse_save_path, request_uri, settings_from_ini, warn};
+use crate::engine::{self, Engine};
+use crate::error::EngineError;
+
+pub static PS_MODULE: PsModule = PsModule {
+    s_name: c"rsession".as_ptr(),
+    s_open: ps_open,
+    s_close: ps_close,
+    s_read: ps_read,
+    s_write: ps_write,
+    s_destroy: ps_destroy,
+    s_gc: ps_gc,
+    s_create_sid: ps_create_sid,
+    s_validate_sid: ps_validate_sid,
+    s_update_timestamp: ps_update_timestamp,
+};
+
+/// # Safety
+/// `mod_data` comes from ext/session and is NULL or one of our boxed engines.
+unsafe fn engine_of<'a>(mod_data: ModData) -> Option<&'a mut Engine> {
+    if mod_data.is_null() {
+        return None;
+    }
+    unsafe { (*mod_data).cast::<Engine>().as_mut() }
+}
+
+/// # Safety
+/// `s` is NULL or a valid zend_string.
+unsafe fn bytes<'a>(s: *mut zend_string) -> &'a [u8] {
+    match unsafe { s.cast::<ZendStr>().as_ref() } {
+        Some(z) => z.as_bytes(),
+        None => &[],
+    }
+}
+
+/// Runs `f` on the open engine and reports its notices and error.
+unsafe fn with_engine<T>(mod_data: ModData, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Option<T> {
+    let engine = unsafe { engine_of(mod_data) };
+    let (result, notices) = match engine {
+        None => (Err(EngineError::NotOpen), Vec::new()),
+        Some(e) => {
+            let r = guarded(|| f(e));
+            (r, e.take_notices())
+        }
+    };
+    for n in &notices {
+        notice(n);
+    }
+    result.map_err(|e| warn(&e.to_string())).ok()
+}
+
+fn status(ok: Option<()>) -> c_int {
+    if ok.is_some() { SUCCESS } else { FAILURE }
+}
+
+unsafe extern "C" fn ps_open(mod_data: ModData, save_path: *const c_char, _name: *const c_char) -> c_int {
+    let save_path = unsafe { c_str(save_path) };
+    let opened = guarded(|| {
+        let settings = settings_from_ini()?;
+        let store = engine::shared_store(&parse_save_path(&save_path)?)?;
+        Ok(Engine::new(store, settings, request_uri()))
+    });
+    match opened {
+        Ok(new) => {
+            // session_reset() opens again with the old engine in place: keep
+            // it (and the lock it holds), take the new settings.
+            match unsafe { engine_of(mod_data) } {
+                Some(old) => old.settings = new.settings.clone(),
+                None => unsafe { *mod_data = Box::into_raw(Box::new(new)).cast::<c_void>() },
+            }
+            SUCCESS
+        }
+        Err(e) => {
+            warn(&e.to_string());
+            FAILURE
+        }
+    }
+}
+
+unsafe extern "C" fn ps_close(mod_data: ModData) -> c_int {
+    if mod_data.is_null() || unsafe { (*mod_data).is_null() } {
+        return SUCCESS;
+    }
+    let result = unsafe { with_engine(mod_data, |e| e.close()) };
+    // SAFETY: set by ps_open from Box::into_raw; cleared so it is freed once.
+    let engine = unsafe { Box::from_raw((*mod_data).cast::<Engine>()) };
+    unsafe { *mod_data = std::ptr::null_mut() };
+    let _ = guarded(|| {
+        drop(engine);
+        Ok(())
+    });
+    status(result)
+}
+
+unsafe extern "C" fn ps_read(
+    mod_data: ModData,
+    key: *mut zend_string,
+    val: *mut *mut zend_string,
+    maxlifetime: zend_long,
+) -> c_int {
+    let id = unsafe { bytes(key) };
+    match unsafe { with_engine(mod_data, |e| e.read(id, maxlifetime)) } {
+        Some(data) => {
+            unsafe { *val = ZendStr::new(data, false).into_raw() };
+            SUCCESS
+        }
+        None => FAILURE,
+    }
+}
+
+unsafe extern "C" fn ps_write(mod_data: ModData, key: *mut zend_string, val: *mut zend_string, maxlifetime: zend_long) -> c_int {
+    let (id, data) = unsafe { (bytes(key), bytes(val)) };
+    status(unsafe { with_engine(mod_data, |e| e.write(id, data, maxlifetime)) })
+}
+
+unsafe extern "C" fn ps_update_timestamp(
+    mod_data: ModData,
+    key: *mut zend_string,
+    val: *mut zend_string,
+    maxlifetime: zend_long,
+) -> c_int {
+    let (id, data) = unsafe { (bytes(key), bytes(val)) };
+    status(unsafe { with_engine(mod_data, |e| e.update_timestamp(id, data, maxlifetime)) })
+}
+
+unsafe extern "C" fn ps_destroy(mod_data: ModData, key: *mut zend_string) -> c_int {
+    let id = unsafe { bytes(key) };
+    status(unsafe { with_engine(mod_data, |e| e.destroy(id)) })
+}
+
+unsafe extern "C" fn ps_gc(mod_data: ModData, maxlifetime: zend_long, nrdels: *mut zend_long) -> zend_long {
+    let count = unsafe { with_engine(mod_data, |e| e.gc(maxlifetime)) }.map_or(-1, |n| n as zend_long);
+    if !nrdels.is_null() {
+        unsafe { *nrdels = count };
+    }
+    count
+}
+
+/// Runs `f` on the open engine or, between close and open (as
+/// session_regenerate_id() calls create_sid), on a fresh one for the
+/// current save_path. Errors are returned, not reported.
+unsafe fn with_any_engine<T>(mod_data: ModData, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Result<T, EngineError> {
+    match unsafe { engine_of(mod_data) } {
+        Some(e) => guarded(|| f(e)),
+        None => guarded(|| {
+            let save_path = super::ini_string("session.save_path").unwrap_or_default();
+            let store = engine::shared_store(&parse_save_path(&save_path)?)?;
+            f(&mut Engine::new(store, settings_from_ini()?, request_uri()))
+        }),
+    }
+}
+
+unsafe extern "C" fn ps_create_sid(mod_data: ModData) -> *mut zend_string {
+    // PHP's generator honours session.sid_length and sid_bits_per_character;
+    // we only make sure the id is not already in use.
+    for _ in 0..3 {
+        let sid = unsafe { php_session_create_id(mod_data) };
+        if sid.is_null() {
+            return sid;
+        }
+        let id = unsafe { bytes(sid) }.to_vec();
+        match unsafe { with_any_engine(mod_data, |e| e.validate_id(&id)) } {
+            Ok(true) => unsafe { ext_php_rs::ffi::ext_php_rs_zend_string_release(sid) },
+            Ok(false) => return sid,
+            Err(e) => {
+                // The store will report itself at read; an id of 128+ random
+                // bits is as good as unique.
+                let _ = e;
+                return sid;
+            }
+        }
+    }
+    warn("could not create an unused session id after 3 tries");
+    std::ptr::null_mut()
+}
+
+unsafe extern "C" fn ps_validate_sid(mod_data: ModData, key: *mut zend_string) -> c_int {
+    let id = unsafe { bytes(key) }.to_vec();
+    match unsafe { with_any_engine(mod_data, |e| e.validate_id(&id)) } {
+        Ok(true) => SUCCESS,
+        Ok(false) => FAILURE,
+        Err(e) => {
+            warn(&e.to_string());
+            FAILURE
+        }
+    }
+}
