@@ -1,0 +1,51 @@
+# rsession — see README.md. Every target installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+SO        := $(CURDIR)/target/release/librsession.so
+PHP       ?= php
+DEMO_PORT ?= 8080
+PACKAGES  := php8.2-dev php8.2-cli clang libclang-dev redis-server memcached \
+             php8.2-redis php8.2-memcached
+
+.PHONY: deps build test phpt cargo-test install demo bench clean services-start services-stop
+
+## deps: installs the Debian packages rsession needs (as root, via apt-get).
+deps:
+	@./tests/deps.sh $(PACKAGES)
+
+## build: target/release/librsession.so
+build: deps
+	cargo build --release
+
+## test: Rust unit tests, then every phpt against the built extension, on
+## every store, with the servers started on loopback and stopped after.
+test: build
+	@./tests/services.sh start
+	@trap './tests/services.sh stop' EXIT; \
+	  set -e; source .run/services.env; \
+	  cargo test --release --lib; \
+	  ./tests/run-phpt.sh $(SO)
+
+install: build
+	install -m 0755 $(SO) "$$(php-config --extension-dir)/rsession.so"
+	printf 'extension=rsession.so\n' > /etc/php/8.2/mods-available/rsession.ini
+	phpenmod rsession
+	@echo "installed; set session.save_handler = rsession in php.ini"
+
+## demo: serves php/demo on http://127.0.0.1:$(DEMO_PORT) with the files store.
+demo: build
+	PHP_CLI_SERVER_WORKERS=4 $(PHP) -n -d extension=$(SO) \
+	  -d session.save_handler=rsession \
+	  -d session.save_path=$(CURDIR)/.run/demo-sessions \
+	  -S 127.0.0.1:$(DEMO_PORT) -t php/demo
+
+## bench: prints figures (never asserts them).
+bench: build
+	@./tests/services.sh start
+	@trap './tests/services.sh stop' EXIT; source .run/services.env; \
+	  ./php/bench/run.sh $(SO)
+
+clean:
+	cargo clean
+	rm -rf .run

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Runs the phpt suites against the built extension with PHP's run-tests.php.
+#
+#   tests/phpt/session   session-function behaviour every handler must share:
+#                        run on rsession (each store) AND on PHP's stock
+#                        `files`, with the same expected output.
+#   tests/phpt/rsession  rsession's own behaviour (locks, INI, class, ...).
+#
+# -n keeps the machine's php.ini out; extensions are given explicitly.
+# Usage: tests/run-phpt.sh path/to/librsession.so [suite-filter]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SO=${1:?usage: $0 librsession.so}
+FILTER=${2:-}
+PHP_BIN=$(command -v php)
+RUN_TESTS=$(ls /usr/lib/php/*/build/run-tests.php | head -n1)
+OUT=$PWD/.run/phpt
+rm -rf "$OUT"; mkdir -p "$OUT"
+export RSESSION_EXT=$SO
+total_pass=0; total_fail=0; total_skip=0; failed_suites=()
+
+# suite LABEL DIR [php -d settings...]; RSESSION_SAVE_PATH_TEMPLATE from env.
+suite() {
+  local label=$1 dir=$2; shift 2
+  [ -n "$FILTER" ] && [[ "$label" != *"$FILTER"* ]] && return 0
+  echo "== $label"
+  local results="$OUT/${label//[^a-z0-9]/_}.txt"
+  NO_INTERACTION=1 TEST_PHP_EXECUTABLE=$PHP_BIN "$PHP_BIN" -n "$RUN_TESTS" -q -n -p "$PHP_BIN" \
+    -j2 --show-diff -W "$results" "$@" "$dir" > "$OUT/${label//[^a-z0-9]/_}.log" 2>&1
+  local pass fail skip
+  pass=$(grep -c '^PASS' "$results" || true)
+  fail=$(grep -cE '^(FAIL|BORK|LEAK)' "$results" || true)
+  skip=$(grep -c '^SKIP' "$results" || true)
+  echo "   $pass passed, $fail failed, $skip skipped"
+  if [ "$fail" -gt 0 ] || [ "$pass" -eq 0 ]; then
+    failed_suites+=("$label")
+    grep -E '^(FAIL|BORK|LEAK)' "$results" | sed 's/^/   /'
+    sed -n '/^=====.*DIFF/,/^=====/p;/^--$/,/^--$/p' "$OUT/${label//[^a-z0-9]/_}.log" | head -200
+  fi
+  total_pass=$((total_pass + pass)); total_fail=$((total_fail + fail)); total_skip=$((total_skip + skip))
+}
+
+EXT=(-d "extension=$SO")
+
+RSESSION_SAVE_PATH_TEMPLATE= suite "session on rsession/files" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
+RSESSION_SAVE_PATH_TEMPLATE= suite "session on stock files" tests/phpt/session -d session.save_handler=files
+RSESSION_SAVE_PATH_TEMPLATE= suite "rsession on files" tests/phpt/rsession "${EXT[@]}" -d session.save_handler=rsession
+
+echo
+echo "phpt: $total_pass passed, $total_fail failed, $total_skip skipped"
+[ ${#failed_suites[@]} -eq 0 ] || { echo "failed suites: ${failed_suites[*]}"; exit 1; }
