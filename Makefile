@@ -49,3 +49,6 @@ bench: build
 clean:
 	cargo clean
 	rm -rf .run
+
+# Longer proofs (issue 6) live in their own makefiles.
+-include tests/e2e/e2e.mk
