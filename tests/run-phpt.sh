@@ -45,6 +45,13 @@ EXT=(-d "extension=$SO")
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on rsession/files" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on stock files" tests/phpt/session -d session.save_handler=files
 RSESSION_SAVE_PATH_TEMPLATE= suite "rsession on files" tests/phpt/rsession "${EXT[@]}" -d session.save_handler=rsession
+if [ -n "${RSESSION_TEST_REDIS:-}" ]; then
+  RSESSION_SAVE_PATH_TEMPLATE="$RSESSION_TEST_REDIS?prefix=phpt:{test}:" \
+    suite "session on rsession/redis" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
+  suite "rsession on redis" tests/phpt/redis "${EXT[@]}" -d session.save_handler=rsession
+else
+  echo "RSESSION_TEST_REDIS is not set: run via make test (it starts redis-server)"; failed_suites+=("redis (no server)")
+fi
 
 echo
 echo "phpt: $total_pass passed, $total_fail failed, $total_skip skipped"
