@@ -44,10 +44,22 @@ end
 return {0, cur, redis.call('PTTL', KEYS[1])}
 "#;
 
+/// Frees the lock (KEYS[1]) and leaves one wake-up on the wake list
+/// (KEYS[3]) for the next waiter. Shared by SAVE and RELEASE.
+macro_rules! release_lua {
+    () => {
+        r#"
+  redis.call('DEL', KEYS[1], KEYS[3])
+  redis.call('RPUSH', KEYS[3], '1')
+  redis.call('PEXPIRE', KEYS[3], 5000)
+"#
+    };
+}
+
 /// Stores or refreshes the data; with a token, only while the lock is ours,
 /// then optionally releases it and wakes one waiter. Returns 1, or 0 when
-/// the lock was lost (nothing changed).
-const SAVE: &str = r#"
+/// the lock was lost (nothing changed). KEYS: lock, data, wake.
+const SAVE: &str = concat!(r#"
 local token = ARGV[1]
 if token ~= '' then
   local cur = redis.call('GET', KEYS[1])
@@ -58,25 +70,25 @@ if ARGV[2] == 'w' then
 else
   redis.call('PEXPIRE', KEYS[2], ARGV[4])
 end
-if token ~= '' and ARGV[5] == '1' then
-  redis.call('DEL', KEYS[1], KEYS[3])
-  redis.call('RPUSH', KEYS[3], '1')
-  redis.call('PEXPIRE', KEYS[3], 5000)
-end
+if token ~= '' and ARGV[5] == '1' then"#,
+    release_lua!(),
+    r#"end
 return 1
-"#;
+"#
+);
 
-/// Releases the lock if it is ours and wakes one waiter.
-const RELEASE: &str = r#"
+/// Releases the lock if it is ours and wakes one waiter. KEYS: lock, data
+/// (unused), wake.
+const RELEASE: &str = concat!(
+    r#"
 local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, 32) == ARGV[1] then
-  redis.call('DEL', KEYS[1], KEYS[2])
-  redis.call('RPUSH', KEYS[2], '1')
-  redis.call('PEXPIRE', KEYS[2], 5000)
-  return 1
+if cur and string.sub(cur, 1, 32) == ARGV[1] then"#,
+    release_lua!(),
+    r#"  return 1
 end
 return 0
-"#;
+"#
+);
 
 /// Extends the lease if the lock is still ours.
 const RENEW: &str = r#"
@@ -377,10 +389,12 @@ impl Store for RedisStore {
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
-        let (lock_key, wake_key) = (self.key(id, "l"), self.key(id, "w"));
-        self.renew(Renew::Drop { key: lock_key.clone() });
+        let keys = [self.key(id, "l"), self.key(id, "d"), self.key(id, "w")];
+        self.renew(Renew::Drop { key: keys[0].clone() });
         let script = self.scripts.release.clone();
-        self.call("release the lock", |c| script.key(&lock_key).key(&wake_key).arg(token.hex()).invoke::<i64>(c))?;
+        self.call("release the lock", |c| {
+            script.key(&keys[0]).key(&keys[1]).key(&keys[2]).arg(token.hex()).invoke::<i64>(c)
+        })?;
         Ok(())
     }
 
