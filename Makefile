@@ -8,7 +8,7 @@ DEMO_PORT ?= 8080
 PACKAGES  := php8.2-dev php8.2-cli clang libclang-dev redis-server memcached \
              php8.2-redis php8.2-memcached
 
-.PHONY: deps build test install demo bench fuzz clean
+.PHONY: deps build test test-valgrind install demo bench fuzz clean
 
 ## deps: installs the Debian packages rsession needs (as root, via apt-get).
 deps:
@@ -26,6 +26,14 @@ test: build
 	  set -e; source .run/services.env; \
 	  cargo test --release --lib; \
 	  ./tests/run-phpt.sh $(SO)
+
+## test-valgrind: the phpt suites with every PHP process under valgrind
+## memcheck (USE_ZEND_ALLOC=0): invalid accesses or definite leaks fail.
+test-valgrind: build
+	@./tests/services.sh start
+	@trap './tests/services.sh stop' EXIT; \
+	  set -e; source .run/services.env; \
+	  RSESSION_VALGRIND=1 ./tests/run-phpt.sh $(SO)
 
 install: build
 	install -m 0755 $(SO) "$$(php-config --extension-dir)/rsession.so"
