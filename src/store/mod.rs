@@ -13,6 +13,7 @@ use crate::error::StoreError;
 
 pub mod files;
 pub mod memory;
+pub mod redis;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -158,13 +159,13 @@ pub trait Store: Send {
 pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
     match config {
         StoreConfig::Files { dir } => Ok(Box::new(files::FilesStore::open(dir)?)),
-        StoreConfig::Redis(_) => Err(StoreError::Unavailable("redis")),
+        StoreConfig::Redis(c) => Ok(Box::new(redis::RedisStore::open(c)?)),
         StoreConfig::Memcached(_) => Err(StoreError::Unavailable("memcached")),
     }
 }
 
 /// Names of the stores compiled in, for phpinfo().
-pub const COMPILED_STORES: &[&str] = &["files"];
+pub const COMPILED_STORES: &[&str] = &["files", "redis"];
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
