@@ -8,7 +8,7 @@ DEMO_PORT ?= 8080
 PACKAGES  := php8.2-dev php8.2-cli clang libclang-dev redis-server memcached \
              php8.2-redis php8.2-memcached
 
-.PHONY: deps build test phpt cargo-test install demo bench clean services-start services-stop
+.PHONY: deps build test test-valgrind install demo bench fuzz clean
 
 ## deps: installs the Debian packages rsession needs (as root, via apt-get).
 deps:
@@ -26,6 +26,14 @@ test: build
 	  set -e; source .run/services.env; \
 	  cargo test --release --lib; \
 	  ./tests/run-phpt.sh $(SO)
+
+## test-valgrind: the phpt suites with every PHP process under valgrind
+## memcheck (USE_ZEND_ALLOC=0): invalid accesses or definite leaks fail.
+test-valgrind: build
+	@./tests/services.sh start
+	@trap './tests/services.sh stop' EXIT; \
+	  set -e; source .run/services.env; \
+	  RSESSION_VALGRIND=1 ./tests/run-phpt.sh $(SO)
 
 install: build
 	install -m 0755 $(SO) "$$(php-config --extension-dir)/rsession.so"
@@ -46,6 +54,19 @@ bench: build
 	@trap './tests/services.sh stop' EXIT; source .run/services.env; \
 	  ./php/bench/run.sh $(SO)
 
+## fuzz: each libFuzzer target for FUZZ_SECONDS (default 60); corpus in fuzz/corpus.
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
+	@# cargo-fuzz needs nightly flags; the stable toolchain accepts them this way.
+	cd fuzz && for t in save_path session_id settings; do \
+	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $$t corpus/$$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=512 || exit 1; \
+	done
+
 clean:
 	cargo clean
 	rm -rf .run
+
+# Longer proofs (issue 6) live in their own makefiles.
+-include tests/e2e/e2e.mk

@@ -9,5 +9,5 @@ pub mod engine;
 pub mod error;
 pub mod store;
 
-#[cfg(not(test))]
+#[cfg(all(feature = "php", not(test)))]
 mod php;

@@ -26,7 +26,7 @@ suite() {
   echo "== $label"
   local results="$OUT/${label//[^a-z0-9]/_}.txt"
   NO_INTERACTION=1 TEST_PHP_EXECUTABLE=$PHP_BIN "$PHP_BIN" -n "$RUN_TESTS" -q -n -p "$PHP_BIN" \
-    -j2 --show-diff -W "$results" "$@" "$dir" > "$OUT/${label//[^a-z0-9]/_}.log" 2>&1
+    -j2 --show-diff "${VG[@]}" -W "$results" "$@" "$dir" > "$OUT/${label//[^a-z0-9]/_}.log" 2>&1
   local pass fail skip
   pass=$(grep -c '^PASS' "$results" || true)
   fail=$(grep -cE '^(FAIL|BORK|LEAK)' "$results" || true)
@@ -41,10 +41,25 @@ suite() {
 }
 
 EXT=(-d "extension=$SO")
+# RSESSION_VALGRIND=1 (make test-valgrind): every PHP process under memcheck;
+# invalid accesses and definite leaks make a test fail (LEAK).
+VG=()
+if [ "${RSESSION_VALGRIND:-}" = 1 ]; then
+  VG=(-m)
+  export USE_ZEND_ALLOC=0 ZEND_DONT_UNLOAD_MODULES=1
+  export VALGRIND_OPTS="--leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite"
+fi
 
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on rsession/files" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on stock files" tests/phpt/session -d session.save_handler=files
 RSESSION_SAVE_PATH_TEMPLATE= suite "rsession on files" tests/phpt/rsession "${EXT[@]}" -d session.save_handler=rsession
+if [ -n "${RSESSION_TEST_REDIS:-}" ]; then
+  RSESSION_SAVE_PATH_TEMPLATE="$RSESSION_TEST_REDIS?prefix=phpt:{test}:" \
+    suite "session on rsession/redis" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
+  suite "rsession on redis" tests/phpt/redis "${EXT[@]}" -d session.save_handler=rsession
+else
+  echo "RSESSION_TEST_REDIS is not set: run via make test (it starts redis-server)"; failed_suites+=("redis (no server)")
+fi
 
 echo
 echo "phpt: $total_pass passed, $total_fail failed, $total_skip skipped"

@@ -6,8 +6,10 @@
 //! - `sess_<id>.lock` is the lock: `flock(LOCK_EX)` on it, with the holder
 //!   written inside. The kernel frees it the moment its holder dies. It is a
 //!   separate file because renaming over the data file would give newcomers
-//!   a fresh, unlocked inode. The holder unlinks it on release; whoever then
-//!   wins a lock on a stale inode notices and opens the file anew.
+//!   a fresh, unlocked inode. It stays between requests (creating and
+//!   unlinking it each time doubled the cost of a request); gc removes lock
+//!   files idle longer than the sessions, taking their lock first, and whoever
+//!   wins a lock on such an unlinked inode notices and opens the file anew.
 //!
 //! Waiting: a contended lock is awaited by a blocking `flock` on a helper
 //! thread, so the handoff happens the instant the holder releases (no
@@ -18,7 +20,7 @@ use std::collections::HashMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
@@ -153,13 +155,9 @@ impl FilesStore {
         f.set_modified(SystemTime::now()).map_err(|e| err(format!("cannot touch {}", path.display()), e))
     }
 
-    /// Releases a held lock. The file is unlinked while still locked, so no
-    /// newcomer can lock the old inode and think it holds the session.
+    /// Releases a held lock: closing the file frees the flock.
     fn release(&mut self, id: &SessionId) {
-        if let Some((_, file)) = self.held.remove(id) {
-            let _ = remove_if_exists(&self.lock_path(id));
-            drop(file);
-        }
+        self.held.remove(id);
     }
 }
 
@@ -175,12 +173,13 @@ impl Store for FilesStore {
             self.release(id);
         }
         let deadline = Instant::now() + req.wait;
-        let Some(mut file) = self.acquire(id, deadline)? else {
+        let Some(file) = self.acquire(id, deadline)? else {
             return Ok(Locked::TimedOut { holder: self.lock_holder(id)? });
         };
-        // Record who we are for lock_info() and other waiters' warnings.
+        // Record who we are for lock_info() and other waiters' warnings:
+        // overwrite, then cut, so a reader never sees an empty file.
         let holder = serde_json::to_vec(&req.holder).unwrap_or_default();
-        let _ = file.set_len(0).and_then(|_| file.write_all(&holder));
+        let _ = file.write_all_at(&holder, 0).and_then(|_| file.set_len(holder.len() as u64));
         let token = LockToken::random();
         self.held.insert(id.clone(), (token, file));
         match self.read_data(id, ttl) {
@@ -249,7 +248,9 @@ impl Store for FilesStore {
                 }
             } else if let Some(id) = name.strip_prefix(DATA_PREFIX) {
                 if let Some(id) = id.strip_suffix(LOCK_SUFFIX) {
-                    self.remove_stale_lock(id);
+                    if idle_longer_than(&meta, max_idle) {
+                        self.remove_stale_lock(id);
+                    }
                 } else if idle_longer_than(&meta, max_idle) && remove_if_exists(&entry.path()).unwrap_or(false) {
                     removed += 1;
                 }
@@ -281,8 +282,8 @@ impl Store for FilesStore {
 }
 
 impl FilesStore {
-    /// Removes a lock file left by a holder that died (the kernel already
-    /// freed its flock). Only a file we can lock ourselves is removed.
+    /// Removes an idle lock file. Only a file we can lock ourselves is
+    /// removed, and it is unlinked while locked, so nobody holds it then.
     fn remove_stale_lock(&self, id: &str) {
         let Some(id) = SessionId::parse(id.as_bytes()) else { return };
         if self.held.contains_key(&id) {
@@ -385,9 +386,11 @@ mod tests {
         assert_eq!(s.read(&a, TTL).unwrap().as_deref(), Some(&b"x\0y"[..]));
         let mode = fs::metadata(s.data_path(&a)).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        // Released: lock file gone, no temp files left.
-        let names: Vec<_> = fs::read_dir(&s.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(names, vec![std::ffi::OsString::from("sess_abc")]);
+        // Released: no temp files left; the lock file stays, unlocked.
+        let mut names: Vec<_> = fs::read_dir(&s.dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, vec![std::ffi::OsString::from("sess_abc"), "sess_abc.lock".into()]);
+        assert!(s.lock_holder(&a).unwrap().is_none());
     }
 
     #[test]
@@ -448,8 +451,13 @@ mod tests {
         s.save(&new, Save::Write(b"2"), TTL, None).unwrap();
         let past = SystemTime::now() - Duration::from_secs(100);
         File::options().write(true).open(s.data_path(&old)).unwrap().set_modified(past).unwrap();
+        let Locked::Acquired { token, .. } = s.lock_and_read(&old, &req(0), TTL).unwrap() else { panic!() };
+        s.unlock(&old, token).unwrap();
+        File::options().write(true).open(s.lock_path(&old)).unwrap().set_modified(past).unwrap();
+        File::options().write(true).open(s.data_path(&old)).unwrap().set_modified(past).unwrap();
         assert_eq!(s.gc(Duration::from_secs(50)).unwrap(), 1);
         assert!(!s.exists(&old).unwrap());
+        assert!(!s.lock_path(&old).exists(), "an idle, unheld lock file is removed");
         assert!(s.exists(&new).unwrap());
         File::options().write(true).open(s.data_path(&new)).unwrap().set_modified(past).unwrap();
         assert_eq!(s.read(&new, Duration::from_secs(50)).unwrap(), None);

@@ -1,0 +1,144 @@
+<?php
+/**
+ * IDE stubs for the rsession extension (a native PHP session save handler).
+ * Not loaded by PHP; the extension defines these itself.
+ *
+ * INI settings (all PHP_INI_ALL; the options of RSession\Handler use the same
+ * names without the "rsession." prefix and win over them):
+ *
+ * - rsession.locking        = 1      Take the session's lock in read, release it in close.
+ * - rsession.lock_wait_ms   = 30000  Longest wait for the lock; 0 = fail at once if held.
+ * - rsession.lock_ttl_ms    = 10000  Lease of a lock: renewed while its request lives; a dead
+ *                                    holder's lock is free at most this long after its last
+ *                                    renewal (files store: freed by the kernel at once).
+ * - rsession.lock_failure   = fail   "fail": session_start() returns false with an E_WARNING
+ *                                    naming the holder; "readonly": the session starts
+ *                                    read-only with an E_NOTICE.
+ * - rsession.read_only      = 0      When 1 at session_start(): read without the lock; nothing
+ *                                    is written at close (E_NOTICE if $_SESSION changed).
+ *
+ * session.save_path forms: /abs/dir, file:///abs/dir, "" (sys_get_temp_dir()/rsession),
+ * redis://[[user]:password@]host[:port][/db][?query], rediss://…, redis+unix:///path.sock[?query],
+ * memcached://host[:port][,host[:port]…][?query]. Query keys: prefix (default "rsess:"),
+ * connect_timeout_ms (1000), timeout_ms (1000); memcached also max_item_size (1048576).
+ *
+ * @generate-class-entries
+ */
+
+namespace RSession;
+
+/**
+ * Thrown by the RSession\ functions and the Handler constructor: a save path
+ * or option that cannot be used, or a store that cannot be reached.
+ */
+class Exception extends \RuntimeException
+{
+}
+
+/**
+ * The rsession save handler as an object, for session_set_save_handler().
+ * Behaves exactly as the native handler (session.save_handler = rsession)
+ * does on the same store.
+ *
+ * ```php
+ * session_set_save_handler(new RSession\Handler('redis://127.0.0.1:6379?prefix=shop:'), true);
+ * ```
+ */
+final class Handler implements \SessionHandlerInterface, \SessionIdInterface, \SessionUpdateTimestampHandlerInterface
+{
+    /**
+     * @param string $savePath a session.save_path form (see the file header); '' = files in
+     *                         sys_get_temp_dir()/rsession
+     * @param array<string, bool|int|string> $options INI settings without the "rsession." prefix,
+     *                         e.g. ['lock_wait_ms' => 5000, 'lock_failure' => 'readonly']
+     * @throws Exception when the save path cannot be parsed or an option is unknown or invalid
+     */
+    public function __construct(string $savePath = '', array $options = []) {}
+
+    /** Opens the store (connections are reused across requests). */
+    public function open(string $path, string $name): bool {}
+
+    /** Releases the session's lock if still held. */
+    public function close(): bool {}
+
+    /**
+     * Takes the session's lock (unless locking is off or the session is read-only)
+     * and returns its data; '' for a new session; false on failure (with an
+     * "rsession:" warning, e.g. a lock timeout naming the holder).
+     */
+    public function read(string $id): string|false {}
+
+    /** Writes the data and releases the lock; refuses (warning) if the lock was lost. */
+    public function write(string $id, string $data): bool {}
+
+    /** Removes the session's data. */
+    public function destroy(string $id): bool {}
+
+    /** Removes idle sessions; returns how many. */
+    public function gc(int $max_lifetime): int|false {}
+
+    /** A new session id (PHP's generator) not in use in the store. */
+    public function create_sid(): string {}
+
+    /** Strict mode: whether the id is well-formed and known to the store. */
+    public function validateId(string $id): bool {}
+
+    /** Lazy write: refreshes the session's expiry without rewriting it; releases the lock. */
+    public function updateTimestamp(string $id, string $data): bool {}
+}
+
+/**
+ * Ties the active session to a user (call at login). Takes effect at once and
+ * follows the session through session_regenerate_id().
+ * @throws Exception when the store cannot be reached
+ */
+function set_user(string|int $userId): void {}
+
+/**
+ * Sets the idle timeout of the active session in seconds; 0 = it never times
+ * out, whatever session.gc_maxlifetime says (until killed).
+ * @throws Exception when the store cannot be reached
+ */
+function set_timeout(int $seconds): void {}
+
+/**
+ * That user's live sessions.
+ * @return list<array{id: string, user: string, created: int, last_access: int, timeout: int, first_ip: ?string, last_ip: ?string}>
+ * @throws Exception when the store cannot be reached
+ */
+function user_sessions(string|int $userId): array {}
+
+/**
+ * Ends one session at once, even while a request holds it (that request's
+ * write at close will not bring it back).
+ * @return bool false if it did not exist
+ * @throws Exception when the store cannot be reached
+ */
+function kill_session(string $id): bool {}
+
+/**
+ * Ends all of a user's sessions except $keepId.
+ * @return int how many were ended
+ * @throws Exception when the store cannot be reached
+ */
+function kill_user_sessions(string|int $userId, ?string $keepId = null): int {}
+
+/**
+ * Ends every session under this store's prefix (used during upgrades).
+ * @return int how many, or -1 where the store cannot count them cheaply
+ * @throws Exception when the store cannot be reached
+ */
+function kill_all_sessions(): int {}
+
+/**
+ * Who holds the lock of session $id.
+ * @return array{host: string, pid: int, uri: string, held_ms: int}|null null when unlocked
+ * @throws Exception when the store cannot be reached or the id is malformed
+ */
+function lock_info(string $id): ?array {}
+
+/**
+ * This process's counters since it started.
+ * @return array{reads: int, writes: int, writes_skipped: int, lock_acquired: int, lock_wait_ms: int, lock_timeouts: int, store_errors: int}
+ */
+function stats(): array {}
