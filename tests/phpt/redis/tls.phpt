@@ -24,6 +24,8 @@ if ($rc !== 0) {
 $tlsPort = $port;
 $pidFile = start_private_redis(0, ['--tls-port', (string) $tlsPort, '--tls-cert-file', "$dir/server.pem",
     '--tls-key-file', "$dir/server.key", '--tls-ca-cert-file', "$dir/ca.pem", '--tls-auth-clients', 'no'], $tlsPort);
+// Stopped even when the extension fails hard, so no server outlives the test.
+register_shutdown_function(fn() => stop_private_redis($pidFile));
 
 ini_set('session.save_handler', 'rsession');
 ini_set('session.use_strict_mode', '0');
@@ -60,7 +62,6 @@ $path = "rediss://127.0.0.1:$tlsPort/2?prefix=tls-b:";
 echo 'trusted: ', cycle($path, 'tlssession1', 'over-tls'), ' ', cycle($path, 'tlssession1'), "\n";
 echo 'lock_info: ', var_export(RSession\lock_info('tlssession1'), true), "\n";
 echo 'warnings: ', count($warnings), "\n";
-stop_private_redis($pidFile);
 ?>
 --EXPECT--
 untrusted: start failed
