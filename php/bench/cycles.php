@@ -8,7 +8,10 @@ $payload = str_repeat('x', 1024);
 session_id('benchcycles' . getmypid());
 // Warm up (connections, first write).
 for ($i = 0; $i < 50; $i++) {
-    session_start();
+    if (!session_start()) {
+        fwrite(STDERR, "session_start() failed: the figure would be meaningless\n");
+        exit(1);
+    }
     $_SESSION['p'] = $payload . $i;
     session_write_close();
 }
@@ -17,7 +20,10 @@ $t0 = hrtime(true);
 $until = $t0 + (int) ($seconds * 1e9);
 do {
     for ($i = 0; $i < 100; $i++, $n++) {
-        session_start();
+        if (!session_start()) {
+            fwrite(STDERR, "session_start() failed: the figure would be meaningless\n");
+            exit(1);
+        }
         $_SESSION['p'] = $payload . $n;
         session_write_close();
     }

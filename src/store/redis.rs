@@ -25,6 +25,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
+use redis::io::tcp::TcpSettings;
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script, Value};
 
 use super::{Holder, LockRequest, LockToken, Locked, Result, Save, SessionId, Store};
@@ -141,7 +142,13 @@ impl RedisStore {
         if let Some(p) = &config.password {
             redis_info = redis_info.set_password(p);
         }
-        let info = addr.into_connection_info().map_err(|e| backend(&shown, e))?.set_redis_settings(redis_info);
+        // Requests are small and strictly request/response: never let Nagle
+        // hold a command back.
+        let info = addr
+            .into_connection_info()
+            .map_err(|e| backend(&shown, e))?
+            .set_tcp_settings(TcpSettings::default().set_nodelay(true))
+            .set_redis_settings(redis_info);
         let client = Client::open(info).map_err(|e| backend(&shown, e))?;
         Ok(RedisStore {
             client,
