@@ -547,4 +547,82 @@ mod tests {
         assert!(e.contains("127.0.0.1:1") && e.contains("cannot connect"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(2));
     }
+
+    #[test]
+    fn lazy_write_touch_refreshes_expiry() {
+        let mut a = store("touch");
+        let s = id("abc");
+        a.save(&s, Save::Write(b"x"), Duration::from_millis(400), None).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        a.save(&s, Save::Touch, Duration::from_millis(400), None).unwrap();
+        std::thread::sleep(Duration::from_millis(250));
+        assert_eq!(a.read(&s, TTL).unwrap().as_deref(), Some(&b"x"[..]), "the touch moved the expiry");
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(a.read(&s, TTL).unwrap(), None);
+        // A touch under the lock releases it too.
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        a.save(&s, Save::Touch, TTL, Some((token, true))).unwrap();
+        assert!(a.lock_holder(&s).unwrap().is_none());
+    }
+
+    #[test]
+    fn zero_wait_fails_at_once_and_names_the_holder() {
+        let (mut a, mut b) = (store("zero"), store("zero"));
+        let s = id("abc");
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        let t = Instant::now();
+        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
+        assert_eq!((h.host.as_str(), h.pid, h.uri.as_str()), ("h", 9, "/r"));
+        // Bounded by the wait, not by the 5 s lease.
+        let t = Instant::now();
+        assert!(matches!(b.lock_and_read(&s, &req(150, 5000), TTL).unwrap(), Locked::TimedOut { .. }));
+        assert!(t.elapsed() >= Duration::from_millis(150) && t.elapsed() < Duration::from_millis(1500));
+        a.unlock(&s, token).unwrap();
+    }
+
+    #[test]
+    fn dead_holder_frees_within_its_lease() {
+        let (mut a, mut b) = (store("dead"), store("dead"));
+        let s = id("abc");
+        // A holder that dies: never renews, never releases.
+        a.renew_enabled = false;
+        let Locked::Acquired { .. } = a.lock_and_read(&s, &req(0, 300), TTL).unwrap() else { panic!() };
+        let t = Instant::now();
+        let Locked::Acquired { token, .. } = b.lock_and_read(&s, &req(5000, 5000), TTL).unwrap() else { panic!() };
+        assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+        b.unlock(&s, token).unwrap();
+    }
+
+    #[test]
+    fn reconnects_once_after_the_server_closed_the_connection() {
+        let (mut a, mut b) = (store("reconnect"), store("reconnect"));
+        let s = id("abc");
+        a.save(&s, Save::Write(b"x"), TTL, None).unwrap();
+        let me: i64 = redis::cmd("CLIENT").arg("ID").query(a.conn.as_mut().unwrap()).unwrap();
+        let killed: i64 = b.call("kill", |c| redis::cmd("CLIENT").arg("KILL").arg("ID").arg(me).query(c)).unwrap();
+        assert_eq!(killed, 1);
+        assert_eq!(a.read(&s, TTL).unwrap().as_deref(), Some(&b"x"[..]));
+    }
+
+    #[test]
+    fn unix_socket_and_db_selection() {
+        let sock = std::env::var("RSESSION_TEST_REDIS_SOCK")
+            .expect("RSESSION_TEST_REDIS_SOCK is not set: run the Redis tests via `make test`");
+        let open = |path: String| match StoreConfig::parse(&path, Path::new("/tmp")).unwrap() {
+            StoreConfig::Redis(c) => RedisStore::open(&c).unwrap(),
+            _ => panic!(),
+        };
+        let prefix = format!("rtest:db:{}:", std::process::id());
+        let mut db0 = open(format!("redis+unix://{sock}?prefix={prefix}"));
+        let mut db3 = open(format!("redis+unix://{sock}?db=3&prefix={prefix}"));
+        let tcp = std::env::var("RSESSION_TEST_REDIS").unwrap();
+        let mut db3_tcp = open(format!("{tcp}/3?prefix={prefix}"));
+        let s = id("abc");
+        db3.save(&s, Save::Write(b"in3"), TTL, None).unwrap();
+        assert_eq!(db0.read(&s, TTL).unwrap(), None);
+        assert_eq!(db3_tcp.read(&s, TTL).unwrap().as_deref(), Some(&b"in3"[..]));
+        assert!(db3.destroy(&s).unwrap());
+    }
+
 }
