@@ -6,7 +6,7 @@ SO        := $(CURDIR)/target/release/librsession.so
 PHP       ?= php
 DEMO_PORT ?= 8080
 PACKAGES  := php8.2-dev php8.2-cli clang libclang-dev redis-server memcached \
-             php8.2-redis php8.2-memcached
+             php8.2-redis php8.2-memcached openssl
 
 .PHONY: deps build test test-valgrind install demo bench fuzz clean
 
