@@ -12,6 +12,8 @@ ROUNDS=${BENCH_ROUNDS:-3}
 HOSTPORT=${RSESSION_TEST_REDIS#redis://}
 
 json() { php -n -r '$j = json_decode(stream_get_contents(STDIN), true); echo $j[$argv[1]] ?? "-";' "$1"; }
+OUT=.run/bench; mkdir -p "$OUT"
+record() { printf '%s\t%s\t%s\t%s\n' "$@" >> "$OUT/results.tsv"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
 OURS=(-n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0)
@@ -27,6 +29,7 @@ for r in $(seq "$ROUNDS"); do
             php/bench/cycles.php "$SECONDS_PER_RUN" | json per_second)")
 done
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
+record redis cycles_per_s rsession "$o"; record redis cycles_per_s phpredis "$p"
 printf '   rsession (redis): %8.0f/s\n   phpredis        : %8.0f/s\n   ratio           : %8.2f\n\n' \
   "$o" "$p" "$(awk -v a="$o" -v b="$p" 'BEGIN {print a / b}')"
 
@@ -35,6 +38,7 @@ for h in rsession phpredis; do
   if [ "$h" = rsession ]; then args=("${OURS[@]}" -d "session.save_path=\"$RSESSION_TEST_REDIS?prefix=bench-h:\"")
   else args=("${PEER[@]}" -d "session.save_path=\"tcp://$HOSTPORT?prefix=bench-hp:\""); fi
   res=$(php "${args[@]}" php/bench/handoff.php 8 20 20)
+  record redis handoff_mean_ms "$h" "$(json mean_ms <<<"$res")"
   printf '   %-9s mean %7.3f ms, median %7.3f ms, p95 %7.3f ms (%s handoffs, %s/%s turns)\n' "$h" \
     "$(json mean_ms <<<"$res")" "$(json median_ms <<<"$res")" "$(json p95_ms <<<"$res")" \
     "$(json handoffs <<<"$res")" "$(json turns <<<"$res")" "$(json expected <<<"$res")"

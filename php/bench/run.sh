@@ -11,8 +11,12 @@ SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 
 json() { php -n -r '$j = json_decode(stream_get_contents(STDIN), true); echo $j[$argv[1]] ?? "-";' "$1"; }
+# record STORE METRIC HANDLER VALUE: kept for the report (bench/report.md).
+record() { printf '%s\t%s\t%s\t%s\n' "$@" >> "$OUT/results.tsv"; }
 median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
 
+MACHINE="$(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr), PHP $(php -n -r 'echo PHP_VERSION;')"
+echo "$MACHINE" > "$OUT/machine.txt"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr), PHP $(php -n -r 'echo PHP_VERSION;')"
 echo
 
@@ -26,6 +30,7 @@ for r in $(seq "$ROUNDS"); do
             php/bench/cycles.php "$SECONDS_PER_RUN" | json per_second)")
 done
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
+record files cycles_per_s rsession "$o"; record files cycles_per_s "PHP files" "$p"
 printf '   rsession (files): %8.0f/s\n   PHP files       : %8.0f/s\n   ratio           : %8.2f\n\n' "$o" "$p" "$(awk -v a="$o" -v b="$p" 'BEGIN {print a / b}')"
 
 echo "== files store: lock handoff delay (holder starts session_write_close() → next waiter's session_start() returns)"
@@ -36,6 +41,7 @@ for spec in "2 100 5" "8 20 20"; do
     ext=(); [ "$h" = rsession ] && ext=(-d extension="$SO")
     res=$(php -n "${ext[@]}" -d session.save_handler=$h -d session.save_path="$PWD/$dir" -d session.use_strict_mode=0 \
             php/bench/handoff.php "$1" "$2" "$3")
+    [ "$1" = 8 ] && record files handoff_mean_ms "$([ "$h" = files ] && echo "PHP files" || echo rsession)" "$(json mean_ms <<<"$res")"
     printf '   %-9s %d processes x %3d turns holding %2d ms: mean %6.3f ms, median %6.3f ms, p95 %6.3f ms (%s handoffs, %s/%s turns)\n' \
       "$h" "$1" "$2" "$3" "$(json mean_ms <<<"$res")" "$(json median_ms <<<"$res")" "$(json p95_ms <<<"$res")" \
       "$(json handoffs <<<"$res")" "$(json turns <<<"$res")" "$(json expected <<<"$res")"
@@ -65,3 +71,6 @@ for store in redis memcached; do
     "php/bench/$store.sh" "$SO"
   fi
 done
+
+php -n php/bench/report.php "$OUT" bench
+echo "report: bench/report.md, chart: bench/chart.svg"

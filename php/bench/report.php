@@ -1,0 +1,55 @@
+<?php
+// Writes bench/report.md (tables) and bench/chart.svg from the figures that
+// php/bench/run.sh recorded in .run/bench/results.tsv.
+// Usage: php report.php RESULTS_DIR OUTPUT_DIR
+[, $in, $out] = $argv;
+$rows = [];
+foreach (file("$in/results.tsv", FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) ?: [] as $line) {
+    [$store, $metric, $handler, $value] = explode("\t", $line);
+    $rows[$metric][$store][$handler] = (float) $value;
+}
+$machine = trim((string) @file_get_contents("$in/machine.txt"));
+$titles = [
+    'cycles_per_s' => ['Locked session cycles per second, one process (start → change 1 KB → write_close); higher is better', '%.0f/s'],
+    'handoff_mean_ms' => ['Mean lock handoff delay, 8 processes each holding the lock 20 ms; lower is better', '%.3f ms'],
+];
+$md = "# rsession benchmark report\n\nWritten by `make bench` on " . date('Y-m-d H:i T') . ".\n"
+    . "Machine: $machine. Every figure is a median over alternating runs of rsession and its peer in one invocation "
+    . "(handoff: mean over all handoffs of one run). Shared machine: expect noise of ±20%.\n\n![chart](chart.svg)\n";
+foreach ($titles as $metric => [$title, $fmt]) {
+    if (empty($rows[$metric])) continue;
+    $md .= "\n## $title\n\n| store | rsession | peer | peer figure | rsession ÷ peer |\n|---|--:|---|--:|--:|\n";
+    foreach ($rows[$metric] as $store => $handlers) {
+        $ours = $handlers['rsession'] ?? null;
+        foreach ($handlers as $name => $v) {
+            if ($name === 'rsession') continue;
+            $md .= sprintf("| %s | %s | %s | %s | %s |\n", $store, $ours === null ? '-' : sprintf($fmt, $ours), $name,
+                sprintf($fmt, $v), $ours === null || $v == 0 ? '-' : sprintf('%.2f', $ours / $v));
+        }
+    }
+}
+@mkdir($out, 0755, true);
+file_put_contents("$out/report.md", $md);
+
+// Two panels of grouped horizontal bars.
+$w = 760; $barH = 18; $y = 30; $svg = '';
+foreach ($titles as $metric => [$title, $fmt]) {
+    if (empty($rows[$metric])) continue;
+    $max = max(array_map('max', $rows[$metric])) ?: 1;
+    $svg .= sprintf('<text x="10" y="%d" font-weight="bold">%s</text>', $y, htmlspecialchars(explode(';', $title)[0]));
+    $y += 12;
+    foreach ($rows[$metric] as $store => $handlers) {
+        foreach ($handlers as $name => $v) {
+            $len = (int) round(($w - 330) * $v / $max);
+            $color = $name === 'rsession' ? '#2b7bb9' : '#aaaaaa';
+            $svg .= sprintf('<text x="10" y="%d">%s · %s</text><rect x="200" y="%d" width="%d" height="%d" fill="%s"/>'
+                . '<text x="%d" y="%d">%s</text>', $y + 13, $store, htmlspecialchars($name), $y, max(1, $len), $barH - 4,
+                $color, 206 + $len, $y + 13, sprintf($fmt, $v));
+            $y += $barH;
+        }
+        $y += 6;
+    }
+    $y += 24;
+}
+file_put_contents("$out/chart.svg", sprintf('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" '
+    . 'font-family="sans-serif" font-size="12"><rect width="100%%" height="100%%" fill="white"/>%s</svg>', $w, $y, $svg));
