@@ -170,6 +170,11 @@ impl Engine {
         std::mem::take(&mut self.notices)
     }
 
+    /// Warnings about problems the store worked around, for the PHP layer.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        self.store.lock().take_warnings()
+    }
+
     pub fn read(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<Vec<u8>, EngineError> {
         let id = parse_id(raw_id)?;
         let ttl = ttl_of(maxlifetime);

@@ -60,6 +60,13 @@ if [ -n "${RSESSION_TEST_REDIS:-}" ]; then
 else
   echo "RSESSION_TEST_REDIS is not set: run via make test (it starts redis-server)"; failed_suites+=("redis (no server)")
 fi
+if [ -n "${RSESSION_TEST_MEMCACHED:-}" ]; then
+  RSESSION_SAVE_PATH_TEMPLATE="$RSESSION_TEST_MEMCACHED?prefix=phpt:{test}:" \
+    suite "session on rsession/memcached" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
+  suite "rsession on memcached" tests/phpt/memcached "${EXT[@]}" -d session.save_handler=rsession
+else
+  echo "RSESSION_TEST_MEMCACHED is not set: run via make test (it starts memcached)"; failed_suites+=("memcached (no server)")
+fi
 
 echo
 echo "phpt: $total_pass passed, $total_fail failed, $total_skip skipped"

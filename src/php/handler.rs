@@ -154,6 +154,9 @@ impl Handler {
         for n in engine.take_notices() {
             notice(&n);
         }
+        for w in engine.take_warnings() {
+            warn(&w);
+        }
         result.map_err(|e| warn(&e.to_string())).ok()
     }
 

@@ -47,15 +47,18 @@ unsafe fn bytes<'a>(s: *mut zend_string) -> &'a [u8] {
 /// Runs `f` on the open engine and reports its notices and error.
 unsafe fn with_engine<T>(mod_data: ModData, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Option<T> {
     let engine = unsafe { engine_of(mod_data) };
-    let (result, notices) = match engine {
-        None => (Err(EngineError::NotOpen), Vec::new()),
+    let (result, notices, warnings) = match engine {
+        None => (Err(EngineError::NotOpen), Vec::new(), Vec::new()),
         Some(e) => {
             let r = guarded(|| f(e));
-            (r, e.take_notices())
+            (r, e.take_notices(), e.take_warnings())
         }
     };
     for n in &notices {
         notice(n);
+    }
+    for w in &warnings {
+        warn(w);
     }
     result.map_err(|e| warn(&e.to_string())).ok()
 }

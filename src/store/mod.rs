@@ -12,6 +12,7 @@ use crate::config::StoreConfig;
 use crate::error::StoreError;
 
 pub mod files;
+pub mod memcached;
 pub mod memory;
 pub mod redis;
 
@@ -153,6 +154,12 @@ pub trait Store: Send {
 
     /// Who holds the lock now, if anyone.
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>>;
+
+    /// Problems the store worked around (a pool server skipped), to be
+    /// raised as warnings.
+    fn take_warnings(&mut self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 /// Opens the store a config names.
@@ -160,12 +167,12 @@ pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
     match config {
         StoreConfig::Files { dir } => Ok(Box::new(files::FilesStore::open(dir)?)),
         StoreConfig::Redis(c) => Ok(Box::new(redis::RedisStore::open(c)?)),
-        StoreConfig::Memcached(_) => Err(StoreError::Unavailable("memcached")),
+        StoreConfig::Memcached(c) => Ok(Box::new(memcached::MemcachedStore::open(c)?)),
     }
 }
 
 /// Names of the stores compiled in, for phpinfo().
-pub const COMPILED_STORES: &[&str] = &["files", "redis"];
+pub const COMPILED_STORES: &[&str] = &["files", "redis", "memcached"];
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
