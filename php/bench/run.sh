@@ -67,9 +67,8 @@ fi
 echo
 
 for store in redis memcached; do
-  if [ -x "php/bench/$store.sh" ]; then
-    "php/bench/$store.sh" "$SO"
-  fi
+  var=RSESSION_TEST_${store^^}
+  if [ -n "${!var:-}" ]; then php/bench/store.sh "$SO" "$store"; fi
 done
 
 php -n php/bench/report.php "$OUT" bench

@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# A network store: rsession beside the peer handler it replaces, on the same
+# server, alternating runs, medians. Needs the services of tests/services.sh.
+# Usage: php/bench/store.sh path/to/librsession.so redis|memcached
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+SO=${1:?usage: $0 librsession.so redis|memcached}
+STORE=${2:?usage: $0 librsession.so redis|memcached}
+export RSESSION_SO=$SO
+SECONDS_PER_RUN=${BENCH_SECONDS:-3}
+ROUNDS=${BENCH_ROUNDS:-3}
+OUT=.run/bench; mkdir -p "$OUT"
+
+json() { php -n -r '$j = json_decode(stream_get_contents(STDIN), true); echo $j[$argv[1]] ?? "-";' "$1"; }
+record() { printf '%s\t%s\t%s\t%s\n' "$@" >> "$OUT/results.tsv"; }
+median() { sort -g | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
+
+case "$STORE" in
+  redis)
+    : "${RSESSION_TEST_REDIS:?source .run/services.env first (make bench does)}"
+    OURS_PATH="$RSESSION_TEST_REDIS?prefix=bench-%s:"
+    PEER=phpredis
+    PEER_ARGS=(-d extension=igbinary -d extension=msgpack -d extension=redis -d session.save_handler=redis
+               -d redis.session.locking_enabled=1 -d redis.session.lock_retries=100000)
+    PEER_PATH="tcp://${RSESSION_TEST_REDIS#redis://}?prefix=bench-peer-%s:" ;;
+  memcached)
+    : "${RSESSION_TEST_MEMCACHED:?source .run/services.env first (make bench does)}"
+    OURS_PATH="$RSESSION_TEST_MEMCACHED?prefix=bench-%s:"
+    PEER=php-memcached
+    PEER_ARGS=(-d extension=igbinary -d extension=msgpack -d extension=memcached -d session.save_handler=memcached
+               -d memcached.sess_locking=1 -d memcached.sess_lock_retries=100000 -d memcached.sess_prefix=bench-peer.)
+    PEER_PATH="${RSESSION_TEST_MEMCACHED#memcached://}" ;;
+  *) echo "unknown store $STORE" >&2; exit 2 ;;
+esac
+OURS=(-n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0)
+PEER_ARGS=(-n "${PEER_ARGS[@]}" -d session.use_strict_mode=0)
+ours_path() { printf "$OURS_PATH" "$1"; }
+peer_path() { printf "$PEER_PATH" "$1"; }
+
+echo "== $STORE: locked cycles/s in one process (start → change 1 KB → write_close), median of $ROUNDS alternating runs"
+ours=(); peer=()
+for r in $(seq "$ROUNDS"); do
+  ours+=("$(php "${OURS[@]}" -d "session.save_path=\"$(ours_path "c$r")\"" php/bench/cycles.php "$SECONDS_PER_RUN" | json per_second)")
+  peer+=("$(php "${PEER_ARGS[@]}" -d "session.save_path=\"$(peer_path "c$r")\"" php/bench/cycles.php "$SECONDS_PER_RUN" | json per_second)")
+done
+o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
+record "$STORE" cycles_per_s rsession "$o"; record "$STORE" cycles_per_s "$PEER" "$p"
+printf '   rsession (%s): %8.0f/s\n   %-15s: %8.0f/s\n   ratio          : %8.2f\n\n' "$STORE" "$o" "$PEER" "$p" \
+  "$(awk -v a="$o" -v b="$p" 'BEGIN {print a / b}')"
+
+echo "== $STORE: lock handoff delay, 8 processes x 20 turns each holding the lock 20 ms"
+for h in rsession "$PEER"; do
+  if [ "$h" = rsession ]; then args=("${OURS[@]}" -d "session.save_path=\"$(ours_path h)\"")
+  else args=("${PEER_ARGS[@]}" -d "session.save_path=\"$(peer_path h)\""); fi
+  res=$(php "${args[@]}" php/bench/handoff.php 8 20 20)
+  record "$STORE" handoff_mean_ms "$h" "$(json mean_ms <<<"$res")"
+  printf '   %-13s mean %7.3f ms, median %7.3f ms, p95 %7.3f ms (%s handoffs, %s/%s turns)\n' "$h" \
+    "$(json mean_ms <<<"$res")" "$(json median_ms <<<"$res")" "$(json p95_ms <<<"$res")" \
+    "$(json handoffs <<<"$res")" "$(json turns <<<"$res")" "$(json expected <<<"$res")"
+done
+echo
