@@ -197,15 +197,19 @@ impl MemcachedStore {
         format!("{}md5-{:x}:{}", self.prefix, Md5::digest(id.as_str().as_bytes()), kind)
     }
 
-    /// The live server that owns the session now.
+    /// The live server that owns the session now. When every server is left
+    /// out, the owner is tried again anyway: with nowhere else to go, each
+    /// request probes it, so a restarted single server is used at once.
     fn server_for(&mut self, id: &SessionId) -> Result<usize> {
         let now = Instant::now();
         let key = format!("{}{}", self.prefix, id);
         let servers = &self.servers;
-        self.ring
-            .servers_for(key.as_bytes())
-            .find(|s| servers[*s].dead_until.is_none_or(|t| t <= now))
-            .ok_or_else(|| err("no memcached server is answering"))
+        let mut order = self.ring.servers_for(key.as_bytes());
+        let owner = order.next().ok_or_else(|| err("no memcached server is configured"))?;
+        if servers[owner].dead_until.is_none_or(|t| t <= now) {
+            return Ok(owner);
+        }
+        Ok(order.find(|s| servers[*s].dead_until.is_none_or(|t| t <= now)).unwrap_or(owner))
     }
 
     fn connect(&self, s: usize) -> std::io::Result<BufReader<TcpStream>> {
@@ -275,10 +279,16 @@ impl MemcachedStore {
         loop {
             let s = self.server_for(id)?;
             let (request, n) = build(self);
+            let was_live = self.servers[s].dead_until.is_none_or(|t| t <= Instant::now());
             match self.exchange(s, &request, n) {
-                Ok(r) => return Ok((s, r)),
-                Err(e) if self.servers[s].dead_until.is_none() => return Err(e),
-                Err(_) => continue, // marked dead: try the next server
+                Ok(r) => {
+                    self.servers[s].dead_until = None;
+                    return Ok((s, r));
+                }
+                // Just marked dead: try the next server. An error from a
+                // server already left out (the last resort) is final.
+                Err(_) if was_live && self.servers[s].dead_until.is_some() => continue,
+                Err(e) => return Err(e),
             }
         }
     }
