@@ -53,20 +53,20 @@ fi
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on rsession/files" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on stock files" tests/phpt/session -d session.save_handler=files
 RSESSION_SAVE_PATH_TEMPLATE= suite "rsession on files" tests/phpt/rsession "${EXT[@]}" -d session.save_handler=rsession
-if [ -n "${RSESSION_TEST_REDIS:-}" ]; then
-  RSESSION_SAVE_PATH_TEMPLATE="$RSESSION_TEST_REDIS?prefix=phpt:{test}:" \
-    suite "session on rsession/redis" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
-  suite "rsession on redis" tests/phpt/redis "${EXT[@]}" -d session.save_handler=rsession
-else
-  echo "RSESSION_TEST_REDIS is not set: run via make test (it starts redis-server)"; failed_suites+=("redis (no server)")
-fi
-if [ -n "${RSESSION_TEST_MEMCACHED:-}" ]; then
-  RSESSION_SAVE_PATH_TEMPLATE="$RSESSION_TEST_MEMCACHED?prefix=phpt:{test}:" \
-    suite "session on rsession/memcached" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
-  suite "rsession on memcached" tests/phpt/memcached "${EXT[@]}" -d session.save_handler=rsession
-else
-  echo "RSESSION_TEST_MEMCACHED is not set: run via make test (it starts memcached)"; failed_suites+=("memcached (no server)")
-fi
+# network_store NAME: the shared session suite and tests/phpt/NAME on the
+# server whose address tests/services.sh put in RSESSION_TEST_<NAME>.
+network_store() {
+  local var="RSESSION_TEST_${1^^}"
+  if [ -z "${!var:-}" ]; then
+    echo "$var is not set: run via make test (it starts the servers)"; failed_suites+=("$1 (no server)")
+    return
+  fi
+  RSESSION_SAVE_PATH_TEMPLATE="${!var}?prefix=phpt:{test}:" \
+    suite "session on rsession/$1" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
+  suite "rsession on $1" "tests/phpt/$1" "${EXT[@]}" -d session.save_handler=rsession
+}
+network_store redis
+network_store memcached
 
 echo
 echo "phpt: $total_pass passed, $total_fail failed, $total_skip skipped"

@@ -20,7 +20,8 @@
 //! data's CAS no longer matches: nothing is overwritten. Waiting is a jittered
 //! exponential backoff (first retry within 1 ms, capped at 4 ms). A thread
 //! touches held locks every third of the lease (touch keeps the CAS), so a
-//! dead holder's lock expires within the lease (rounded up to seconds).
+//! dead holder's lock expires within the lease (rounded up to whole seconds,
+//! plus one for memcached's one-second clock).
 //!
 //! A server that does not answer within the timeout is skipped for a few
 //! seconds with a warning: its sessions read as missing, new ones go to the
@@ -29,12 +30,11 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
-use parking_lot::{Condvar, Mutex};
 
+use super::lease::LeaseKeeper;
 use super::{Holder, LockRequest, LockToken, Locked, Result, Save, SessionId, Store};
 use crate::config::MemcachedConfig;
 use crate::error::StoreError;
@@ -120,7 +120,7 @@ pub struct MemcachedStore {
     max_item_size: usize,
     held: HashMap<SessionId, Held>,
     warnings: Vec<String>,
-    renewer: Option<Renewer>,
+    renewer: Option<LeaseKeeper>,
 }
 
 /// A reply line split into its code and flags (`VA 3 c5 t10` → "VA", ["3","c5","t10"]).
@@ -169,6 +169,12 @@ fn ttl_arg(ttl: Duration) -> u64 {
     } else {
         secs.max(1)
     }
+}
+
+/// A lock's TTL: memcached's clock ticks in whole seconds, so an item given
+/// T1 can expire at once; one more second keeps a renewed lease continuous.
+fn lease_arg(lease: Duration) -> u64 {
+    ttl_arg(lease) + 1
 }
 
 impl MemcachedStore {
@@ -293,83 +299,39 @@ impl MemcachedStore {
         }
     }
 
-    fn renew(&mut self, s: usize, key: String, ttl: Option<Duration>) {
+    /// Starts (Some(lease)) or stops (None) keeping a held lock alive.
+    fn keep_alive(&mut self, s: usize, key: String, lease: Option<Duration>) {
         if std::env::var_os("RSESSION_TEST_NO_RENEW").is_some() {
             return;
         }
-        let name = self.servers[s].name.clone();
         let timeout = self.timeout;
-        let renewer = self.renewer.get_or_insert_with(|| Renewer::start(timeout));
-        renewer.update(key, name, ttl);
+        let keeper = self.renewer.get_or_insert_with(|| LeaseKeeper::start(toucher(timeout)));
+        match lease {
+            Some(ttl) => keeper.hold(key, self.servers[s].name.clone(), ttl),
+            None => keeper.drop_key(&key),
+        }
     }
 }
 
-/// Touches held locks once per tick (a third of the shortest lease), from
-/// its own connections; requests only update the shared map.
-struct Renewer {
-    state: Arc<(Mutex<RenewState>, Condvar)>,
-}
-
-struct RenewState {
-    /// lock key → (server address, lease)
-    held: HashMap<String, (String, Duration)>,
-    tick: Duration,
-}
-
-impl Renewer {
-    fn start(timeout: Duration) -> Renewer {
-        let state = Arc::new((Mutex::new(RenewState { held: HashMap::new(), tick: Duration::from_secs(3600) }), Condvar::new()));
-        let shared = state.clone();
-        let _ = std::thread::Builder::new().name("rsession-renew".into()).spawn(move || {
-            let mut conns: HashMap<String, TcpStream> = HashMap::new();
-            let (lock, wake) = &*shared;
-            loop {
-                let due: Vec<(String, String, Duration)> = {
-                    let mut st = lock.lock();
-                    let tick = st.tick;
-                    wake.wait_for(&mut st, tick);
-                    st.held.iter().map(|(k, (s, t))| (k.clone(), s.clone(), *t)).collect()
-                };
-                for (key, server, ttl) in due {
-                    let ok = (|| -> std::io::Result<()> {
-                        if !conns.contains_key(&server) {
-                            let addr = server.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
-                            let c = TcpStream::connect_timeout(&addr, timeout)?;
-                            c.set_read_timeout(Some(timeout))?;
-                            conns.insert(server.clone(), c);
-                        }
-                        let c = conns.get_mut(&server).expect("inserted above");
-                        c.write_all(format!("mg {key} T{} q\r\nmn\r\n", ttl_arg(ttl)).as_bytes())?;
-                        let mut r = BufReader::new(c.try_clone()?);
-                        let mut line = String::new();
-                        while r.read_line(&mut line)? > 0 && !line.starts_with("MN") {
-                            line.clear();
-                        }
-                        Ok(())
-                    })();
-                    if ok.is_err() {
-                        conns.remove(&server);
-                    }
-                }
+/// Touches one lock (touch keeps its CAS) from the lease thread, on its own
+/// connections.
+fn toucher(timeout: Duration) -> impl FnMut(&str, &str, Duration) + Send {
+    let mut conns: HashMap<String, BufReader<TcpStream>> = HashMap::new();
+    move |key, server, ttl| {
+        let touched = (|| -> std::io::Result<()> {
+            if !conns.contains_key(server) {
+                let addr = server.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
+                let c = TcpStream::connect_timeout(&addr, timeout)?;
+                c.set_read_timeout(Some(timeout))?;
+                c.set_write_timeout(Some(timeout))?;
+                conns.insert(server.to_string(), BufReader::new(c));
             }
-        });
-        Renewer { state }
-    }
-
-    fn update(&self, key: String, server: String, ttl: Option<Duration>) {
-        let (lock, wake) = &*self.state;
-        let mut st = lock.lock();
-        match ttl {
-            Some(ttl) => {
-                if ttl / 3 < st.tick {
-                    st.tick = ttl / 3;
-                    wake.notify_one();
-                }
-                st.held.insert(key, (server, ttl));
-            }
-            None => {
-                st.held.remove(&key);
-            }
+            let c = conns.get_mut(server).expect("inserted above");
+            c.get_mut().write_all(format!("mg {key} T{}\r\n", lease_arg(ttl)).as_bytes())?;
+            read_reply(c).map(|_| ())
+        })();
+        if touched.is_err() {
+            conns.remove(server); // a fresh connection next tick
         }
     }
 }
@@ -388,7 +350,7 @@ impl Store for MemcachedStore {
         let token = LockToken::random();
         let value = format!("{}|{}", token.hex(), serde_json::to_string(&req.holder).unwrap_or_default());
         let (lock_key, data_key) = (self.key(id, "l"), self.key(id, "d"));
-        let lease = ttl_arg(req.ttl);
+        let lease = lease_arg(req.ttl);
         let deadline = Instant::now() + req.wait;
         let mut backoff = Duration::from_micros(500);
         loop {
@@ -402,7 +364,7 @@ impl Store for MemcachedStore {
             if lock.code == "HD" {
                 let data_cas = data.value.as_ref().and(data.flag('c'));
                 self.held.insert(id.clone(), Held { token, server: s, lock_cas: lock.flag('c').unwrap_or(0), data_cas });
-                self.renew(s, lock_key.clone(), Some(req.ttl));
+                self.keep_alive(s, lock_key.clone(), Some(req.ttl));
                 return Ok(Locked::Acquired { token, data: data.value.clone() });
             }
             if Instant::now() >= deadline {
@@ -470,7 +432,7 @@ impl Store for MemcachedStore {
         if released {
             self.held.remove(id);
             let s = self.server_for(id).unwrap_or(0);
-            self.renew(s, lock_key, None);
+            self.keep_alive(s, lock_key, None);
         }
         let stored = &replies[0];
         match (what, stored.code.as_str()) {
@@ -491,7 +453,7 @@ impl Store for MemcachedStore {
         let (cas, server) = (h.lock_cas, h.server);
         self.held.remove(id);
         let key = self.key(id, "l");
-        self.renew(server, key.clone(), None);
+        self.keep_alive(server, key.clone(), None);
         self.on_session(id, |_| (format!("md {key} C{cas}\r\n").into_bytes(), 1))?;
         Ok(())
     }
@@ -620,6 +582,17 @@ mod tests {
         assert!(b.lock_holder(&s).unwrap().is_some(), "the loser must not release the winner's lock");
         b.unlock(&s, t2).unwrap();
         assert!(b.lock_holder(&s).unwrap().is_none());
+    }
+
+    #[test]
+    fn the_lease_is_renewed_while_the_holder_lives() {
+        let (mut a, mut b) = (store("lease"), store("lease"));
+        let s = id("abc");
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 1000), TTL).unwrap() else { panic!() };
+        std::thread::sleep(Duration::from_millis(2500));
+        assert!(matches!(b.lock_and_read(&s, &req(0, 1000), TTL).unwrap(), Locked::TimedOut { .. }));
+        a.unlock(&s, token).unwrap();
+        assert!(matches!(b.lock_and_read(&s, &req(0, 1000), TTL).unwrap(), Locked::Acquired { .. }));
     }
 
     #[test]

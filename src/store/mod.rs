@@ -12,6 +12,7 @@ use crate::config::StoreConfig;
 use crate::error::StoreError;
 
 pub mod files;
+mod lease;
 pub mod memcached;
 pub mod memory;
 pub mod redis;

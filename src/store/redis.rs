@@ -20,14 +20,12 @@
 //! workers don't share the master's socket) and reopened once per call after
 //! a connection error, so a Redis restart costs a failed request at most.
 
-use std::collections::HashMap;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::{Condvar, Mutex};
 use redis::io::tcp::TcpSettings;
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script, Value};
 
+use super::lease::LeaseKeeper;
 use super::{Holder, LockRequest, LockToken, Locked, Result, Save, SessionId, Store};
 use crate::config::{RedisAddr, RedisConfig};
 use crate::error::StoreError;
@@ -115,7 +113,7 @@ pub struct RedisStore {
     timeout: Duration,
     conn: Option<redis::Connection>,
     scripts: Scripts,
-    renewer: Option<Renewer>,
+    renewer: Option<LeaseKeeper>,
     /// Off only in tests of lost locks (env RSESSION_TEST_NO_RENEW=1 for
     /// whole processes): a holder that stops renewing, as a hung one would.
     renew_enabled: bool,
@@ -201,90 +199,35 @@ impl RedisStore {
         unreachable!("the loop returns on its second attempt")
     }
 
-    fn renew(&mut self, msg: Renew) {
+    /// Starts (Some(lease)) or stops (None) keeping a held lock alive.
+    fn keep_alive(&mut self, key: &str, token: &LockToken, lease: Option<Duration>) {
         if !self.renew_enabled {
             return;
         }
-        let renewer = self.renewer.get_or_insert_with(|| Renewer::start(self.client.clone(), self.timeout));
-        renewer.update(msg);
-    }
-}
-
-/// Changes to the set of locks the renewal thread keeps alive.
-enum Renew {
-    Hold { key: String, token: String, ttl: Duration },
-    Drop { key: String },
-}
-
-struct RenewState {
-    /// lock key → (token, lease)
-    held: HashMap<String, (String, Duration)>,
-    /// How often the thread renews: a third of the shortest lease seen.
-    tick: Duration,
-}
-
-/// Renews every held lock once per tick. Requests only touch a shared map,
-/// never wake the thread (a wake-up per request cost more than the Redis
-/// round trips); a lock taken just after a tick is renewed at the next one,
-/// well within its lease.
-struct Renewer {
-    state: Arc<(Mutex<RenewState>, Condvar)>,
-}
-
-impl Renewer {
-    fn start(client: Client, timeout: Duration) -> Renewer {
-        let state = Arc::new((
-            Mutex::new(RenewState { held: HashMap::new(), tick: Duration::from_secs(3600) }),
-            Condvar::new(),
-        ));
-        let shared = state.clone();
-        let _ = std::thread::Builder::new()
-            .name("rsession-renew".into())
-            .spawn(move || renew_loop(client, timeout, shared));
-        Renewer { state }
-    }
-
-    fn update(&self, msg: Renew) {
-        let (lock, wake) = &*self.state;
-        let mut st = lock.lock();
-        match msg {
-            Renew::Hold { key, token, ttl } => {
-                if ttl / 3 < st.tick {
-                    st.tick = ttl / 3;
-                    wake.notify_one(); // rare: a shorter lease than any before
-                }
-                st.held.insert(key, (token, ttl));
-            }
-            Renew::Drop { key } => {
-                st.held.remove(&key);
-            }
+        let (client, timeout) = (self.client.clone(), self.timeout);
+        let keeper = self.renewer.get_or_insert_with(|| LeaseKeeper::start(renewer(client, timeout)));
+        match lease {
+            Some(ttl) => keeper.hold(key.to_string(), token.hex(), ttl),
+            None => keeper.drop_key(key),
         }
     }
 }
 
-fn renew_loop(client: Client, timeout: Duration, state: Arc<(Mutex<RenewState>, Condvar)>) {
+/// Renews one lock from the lease thread, on its own connection.
+fn renewer(client: Client, timeout: Duration) -> impl FnMut(&str, &str, Duration) + Send {
     let script = Script::new(RENEW);
     let mut conn: Option<redis::Connection> = None;
-    let (lock, wake) = &*state;
-    loop {
-        let due: Vec<(String, String, Duration)> = {
-            let mut st = lock.lock();
-            let tick = st.tick;
-            wake.wait_for(&mut st, tick);
-            st.held.iter().map(|(k, (t, ttl))| (k.clone(), t.clone(), *ttl)).collect()
-        };
-        for (key, token, ttl) in due {
-            if conn.is_none() {
-                conn = client.get_connection_with_timeout(timeout).ok();
-                if let Some(c) = &conn {
-                    let _ = c.set_read_timeout(Some(timeout));
-                    let _ = c.set_write_timeout(Some(timeout));
-                }
+    move |key, token, ttl| {
+        if conn.is_none() {
+            conn = client.get_connection_with_timeout(timeout).ok();
+            if let Some(c) = &conn {
+                let _ = c.set_read_timeout(Some(timeout));
+                let _ = c.set_write_timeout(Some(timeout));
             }
-            if let Some(c) = conn.as_mut() {
-                if script.key(key.as_str()).arg(token.as_str()).arg(millis(ttl)).invoke::<i64>(c).is_err() {
-                    conn = None; // a fresh connection next tick
-                }
+        }
+        if let Some(c) = conn.as_mut() {
+            if script.key(key).arg(token).arg(millis(ttl)).invoke::<i64>(c).is_err() {
+                conn = None; // a fresh connection next tick
             }
         }
     }
@@ -328,7 +271,7 @@ impl Store for RedisStore {
             let won = matches!(it.next(), Some(Value::Int(1)));
             let second = it.next();
             if won {
-                self.renew(Renew::Hold { key: lock_key.clone(), token: token.hex(), ttl: req.ttl });
+                self.keep_alive(&lock_key, &token, Some(req.ttl));
                 return Ok(Locked::Acquired { token, data: second.as_ref().and_then(bytes_of) });
             }
             let pttl = match it.next() {
@@ -386,8 +329,8 @@ impl Store for RedisStore {
                 .arg(if release { "1" } else { "0" })
                 .invoke(c)
         })?;
-        if lock.is_some() && (release || saved == 0) {
-            self.renew(Renew::Drop { key: keys[0].clone() });
+        if let Some((t, _)) = lock.filter(|_| release || saved == 0) {
+            self.keep_alive(&keys[0], &t, None);
         }
         if saved == 0 {
             return Err(StoreError::LockLost);
@@ -397,7 +340,7 @@ impl Store for RedisStore {
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
         let keys = [self.key(id, "l"), self.key(id, "d"), self.key(id, "w")];
-        self.renew(Renew::Drop { key: keys[0].clone() });
+        self.keep_alive(&keys[0], &token, None);
         let script = self.scripts.release.clone();
         self.call("release the lock", |c| {
             script.key(&keys[0]).key(&keys[1]).key(&keys[2]).arg(token.hex()).invoke::<i64>(c)
