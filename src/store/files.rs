@@ -358,21 +358,10 @@ fn remove_if_exists(path: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::now_ms;
+    use crate::store::testing::{TTL, id, req};
 
-    fn req(wait_ms: u64) -> LockRequest {
-        LockRequest {
-            holder: Holder { host: "h".into(), pid: 7, uri: "/t".into(), since_ms: now_ms() },
-            wait: Duration::from_millis(wait_ms),
-            ttl: Duration::from_secs(10),
-        }
-    }
 
-    fn id(s: &str) -> SessionId {
-        SessionId::parse(s.as_bytes()).unwrap()
-    }
 
-    const TTL: Duration = Duration::from_secs(1440);
 
     #[test]
     fn round_trip_binary_and_atomic() {
@@ -381,7 +370,7 @@ mod tests {
         let mode = fs::metadata(dir.path().join("new")).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let a = id("abc");
-        let Locked::Acquired { token, data: None } = s.lock_and_read(&a, &req(0), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, data: None } = s.lock_and_read(&a, &req(0, 10_000), TTL).unwrap() else { panic!() };
         s.save(&a, Save::Write(b"x\0y"), TTL, Some((token, true))).unwrap();
         assert_eq!(s.read(&a, TTL).unwrap().as_deref(), Some(&b"x\0y"[..]));
         let mode = fs::metadata(s.data_path(&a)).unwrap().mode() & 0o777;
@@ -399,15 +388,15 @@ mod tests {
         let mut s1 = FilesStore::open(dir.path()).unwrap();
         let mut s2 = FilesStore::open(dir.path()).unwrap();
         let a = id("abc");
-        let Locked::Acquired { token, .. } = s1.lock_and_read(&a, &req(0), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = s1.lock_and_read(&a, &req(0, 10_000), TTL).unwrap() else { panic!() };
         let t = Instant::now();
-        let Locked::TimedOut { holder: Some(h) } = s2.lock_and_read(&a, &req(100), TTL).unwrap() else { panic!() };
+        let Locked::TimedOut { holder: Some(h) } = s2.lock_and_read(&a, &req(100, 10_000), TTL).unwrap() else { panic!() };
         assert!(t.elapsed() >= Duration::from_millis(100));
         assert_eq!(h.pid, 7);
         assert!(s2.lock_holder(&a).unwrap().is_some());
         s1.unlock(&a, token).unwrap();
         assert!(s2.lock_holder(&a).unwrap().is_none());
-        assert!(matches!(s2.lock_and_read(&a, &req(0), TTL).unwrap(), Locked::Acquired { .. }));
+        assert!(matches!(s2.lock_and_read(&a, &req(0, 10_000), TTL).unwrap(), Locked::Acquired { .. }));
     }
 
     #[test]
@@ -416,11 +405,11 @@ mod tests {
         let path = dir.path().to_path_buf();
         let mut s1 = FilesStore::open(&path).unwrap();
         let a = id("abc");
-        let Locked::Acquired { token, .. } = s1.lock_and_read(&a, &req(0), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = s1.lock_and_read(&a, &req(0, 10_000), TTL).unwrap() else { panic!() };
         let waiter = std::thread::spawn(move || {
             let mut s2 = FilesStore::open(&path).unwrap();
             let a = id("abc");
-            match s2.lock_and_read(&a, &req(5000), TTL).unwrap() {
+            match s2.lock_and_read(&a, &req(5000, 10_000), TTL).unwrap() {
                 Locked::Acquired { data, .. } => data,
                 Locked::TimedOut { .. } => panic!("timed out"),
             }
@@ -436,7 +425,7 @@ mod tests {
         let mut s = FilesStore::open(dir.path()).unwrap();
         let a = id("abc");
         s.save(&a, Save::Write(b"keep"), TTL, None).unwrap();
-        let Locked::Acquired { token, .. } = s.lock_and_read(&a, &req(0), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = s.lock_and_read(&a, &req(0, 10_000), TTL).unwrap() else { panic!() };
         let e = s.save(&a, Save::Write(b"lost"), TTL, Some((LockToken(token.0 ^ 1), true)));
         assert!(matches!(e, Err(StoreError::LockLost)));
         assert_eq!(s.read(&a, TTL).unwrap().as_deref(), Some(&b"keep"[..]));
@@ -451,7 +440,9 @@ mod tests {
         s.save(&new, Save::Write(b"2"), TTL, None).unwrap();
         let past = SystemTime::now() - Duration::from_secs(100);
         File::options().write(true).open(s.data_path(&old)).unwrap().set_modified(past).unwrap();
-        let Locked::Acquired { token, .. } = s.lock_and_read(&old, &req(0), TTL).unwrap() else { panic!() };
+        // Read with a long idle timeout: this read must not expire it yet.
+        let long = Duration::from_secs(1000);
+        let Locked::Acquired { token, .. } = s.lock_and_read(&old, &req(0, 10_000), long).unwrap() else { panic!() };
         s.unlock(&old, token).unwrap();
         File::options().write(true).open(s.lock_path(&old)).unwrap().set_modified(past).unwrap();
         File::options().write(true).open(s.data_path(&old)).unwrap().set_modified(past).unwrap();

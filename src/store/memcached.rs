@@ -496,7 +496,7 @@ impl Store for MemcachedStore {
 mod tests {
     use super::*;
     use crate::config::StoreConfig;
-    use crate::store::now_ms;
+    use crate::store::testing::{TTL, id, req};
     use std::path::Path;
 
     fn store_at(urls: &str, prefix: &str) -> MemcachedStore {
@@ -513,19 +513,8 @@ mod tests {
         store_at(&server("RSESSION_TEST_MEMCACHED"), prefix)
     }
 
-    fn req(wait_ms: u64, ttl_ms: u64) -> LockRequest {
-        LockRequest {
-            holder: Holder { host: "h".into(), pid: 11, uri: "/m".into(), since_ms: now_ms() },
-            wait: Duration::from_millis(wait_ms),
-            ttl: Duration::from_millis(ttl_ms),
-        }
-    }
 
-    fn id(s: &str) -> SessionId {
-        SessionId::parse(s.as_bytes()).unwrap()
-    }
 
-    const TTL: Duration = Duration::from_secs(100);
 
     #[test]
     fn ring_moves_about_one_nth_when_a_server_is_added() {
@@ -551,11 +540,11 @@ mod tests {
         let (mut a, mut b) = (store("lwr"), store("lwr"));
         let s = id("abc");
         let Locked::Acquired { token, data: None } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
-        assert_eq!(b.lock_holder(&s).unwrap().unwrap().pid, 11);
+        assert_eq!(b.lock_holder(&s).unwrap().unwrap().pid, 7);
         let t = Instant::now();
         let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000), TTL).unwrap() else { panic!() };
         assert!(t.elapsed() >= Duration::from_millis(50));
-        assert_eq!(h.uri, "/m");
+        assert_eq!(h.uri, "/t");
         a.save(&s, Save::Write(b"x\0y"), TTL, Some((token, true))).unwrap();
         assert!(b.lock_holder(&s).unwrap().is_none());
         let Locked::Acquired { token, data } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };

@@ -179,6 +179,28 @@ pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
+/// What the stores' tests share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::*;
+
+    /// An idle timeout long enough never to matter in a test.
+    pub const TTL: Duration = Duration::from_secs(100);
+
+    pub fn id(s: &str) -> SessionId {
+        SessionId::parse(s.as_bytes()).unwrap()
+    }
+
+    /// A lock request by pid 7 for /t, waiting `wait_ms`, with a `ttl_ms` lease.
+    pub fn req(wait_ms: u64, ttl_ms: u64) -> LockRequest {
+        LockRequest {
+            holder: Holder { host: "h".into(), pid: 7, uri: "/t".into(), since_ms: now_ms() },
+            wait: Duration::from_millis(wait_ms),
+            ttl: Duration::from_millis(ttl_ms),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -379,7 +379,7 @@ impl Store for RedisStore {
 mod tests {
     use super::*;
     use crate::config::StoreConfig;
-    use crate::store::now_ms;
+    use crate::store::testing::{TTL, id, req};
     use std::path::Path;
 
     fn store(prefix: &str) -> RedisStore {
@@ -390,28 +390,17 @@ mod tests {
         RedisStore::open(&c).unwrap()
     }
 
-    fn req(wait_ms: u64, ttl_ms: u64) -> LockRequest {
-        LockRequest {
-            holder: Holder { host: "h".into(), pid: 9, uri: "/r".into(), since_ms: now_ms() },
-            wait: Duration::from_millis(wait_ms),
-            ttl: Duration::from_millis(ttl_ms),
-        }
-    }
 
-    fn id(s: &str) -> SessionId {
-        SessionId::parse(s.as_bytes()).unwrap()
-    }
 
-    const TTL: Duration = Duration::from_secs(100);
 
     #[test]
     fn lock_write_release_and_holder() {
         let (mut a, mut b) = (store("lwr"), store("lwr"));
         let s = id("abc");
         let Locked::Acquired { token, data: None } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
-        assert_eq!(b.lock_holder(&s).unwrap().unwrap().pid, 9);
+        assert_eq!(b.lock_holder(&s).unwrap().unwrap().pid, 7);
         let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000), TTL).unwrap() else { panic!() };
-        assert_eq!(h.uri, "/r");
+        assert_eq!(h.uri, "/t");
         a.save(&s, Save::Write(b"x\0y"), TTL, Some((token, true))).unwrap();
         assert!(b.lock_holder(&s).unwrap().is_none());
         let Locked::Acquired { token, data } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
@@ -516,7 +505,7 @@ mod tests {
         let t = Instant::now();
         let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
         assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
-        assert_eq!((h.host.as_str(), h.pid, h.uri.as_str()), ("h", 9, "/r"));
+        assert_eq!((h.host.as_str(), h.pid, h.uri.as_str()), ("h", 7, "/t"));
         // Bounded by the wait, not by the 5 s lease.
         let t = Instant::now();
         assert!(matches!(b.lock_and_read(&s, &req(150, 5000), TTL).unwrap(), Locked::TimedOut { .. }));
