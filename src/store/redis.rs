@@ -62,7 +62,11 @@ const SAVE: &str = concat!(r#"
 local token = ARGV[1]
 if token ~= '' then
   local cur = redis.call('GET', KEYS[1])
-  if (not cur) or string.sub(cur, 1, 32) ~= token then return 0 end
+  if (not cur) or string.sub(cur, 1, 32) ~= token then
+    -- A retry of a write whose reply was lost finds its own work done.
+    if (not cur) and ARGV[2] == 'w' and redis.call('GET', KEYS[2]) == ARGV[3] then return 1 end
+    return 0
+  end
 end
 if ARGV[2] == 'w' then
   redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
@@ -445,6 +449,19 @@ mod tests {
         assert_eq!(b.read(&s, TTL).unwrap().as_deref(), Some(&b"theirs"[..]));
         assert!(b.lock_holder(&s).unwrap().is_some(), "the loser must not release the winner's lock");
         b.unlock(&s, t2).unwrap();
+    }
+
+    #[test]
+    fn a_retried_write_and_release_finds_its_work_done() {
+        let mut a = store("retry");
+        let s = id("abc");
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        a.save(&s, Save::Write(b"v1"), TTL, Some((token, true))).unwrap();
+        // The same call again, as after a reply lost on a dropped connection.
+        a.save(&s, Save::Write(b"v1"), TTL, Some((token, true))).unwrap();
+        // But different data under a lock that is gone is still refused.
+        assert!(matches!(a.save(&s, Save::Write(b"v2"), TTL, Some((token, true))), Err(StoreError::LockLost)));
+        assert_eq!(a.read(&s, TTL).unwrap().as_deref(), Some(&b"v1"[..]));
     }
 
     #[test]
