@@ -48,7 +48,7 @@ if [ "${RSESSION_VALGRIND:-}" = 1 ]; then
   VG=(-m -d pcre.jit=0)   # PCRE's JIT code is opaque to memcheck: false alarms
   export USE_ZEND_ALLOC=0 ZEND_DONT_UNLOAD_MODULES=1
   # Servers the tests start are not ours to check.
-  export VALGRIND_OPTS="--leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --trace-children-skip=*/memcached,*/redis-server,*/sh,*/kill,*/openssl"
+  export VALGRIND_OPTS="--leak-check=full --show-leak-kinds=definite --errors-for-leak-kinds=definite --trace-children-skip=*/memcached,*/redis-server,*/sh,*/kill,*/openssl --suppressions=$PWD/tests/valgrind.supp"
 fi
 
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on rsession/files" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
