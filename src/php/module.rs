@@ -176,12 +176,9 @@ unsafe extern "C" fn ps_create_sid(mod_data: ModData) -> *mut zend_string {
         match unsafe { with_any_engine(mod_data, |e| e.validate_id(&id)) } {
             Ok(true) => unsafe { ext_php_rs::ffi::ext_php_rs_zend_string_release(sid) },
             Ok(false) => return sid,
-            Err(e) => {
-                // The store will report itself at read; an id of 128+ random
-                // bits is as good as unique.
-                let _ = e;
-                return sid;
-            }
+            // A store that cannot be asked reports itself at read; an id of
+            // PHP's random bits is as good as unique meanwhile.
+            Err(_) => return sid,
         }
     }
     warn("could not create an unused session id after 3 tries");
