@@ -43,6 +43,8 @@ install: build
 
 ## demo: serves php/demo on http://127.0.0.1:$(DEMO_PORT) with the files store.
 demo: build
+	@mkdir -p -m 0700 $(CURDIR)/.run/demo-sessions
+	@echo "rsession demo on http://127.0.0.1:$(DEMO_PORT) (files store in .run/demo-sessions); Ctrl-C stops it"
 	PHP_CLI_SERVER_WORKERS=4 $(PHP) -n -d extension=$(SO) \
 	  -d session.save_handler=rsession \
 	  -d session.save_path=$(CURDIR)/.run/demo-sessions \

@@ -22,6 +22,15 @@
  * memcached://host[:port][,host[:port]…][?query]. Query keys: prefix (default "rsess:"),
  * connect_timeout_ms (1000), timeout_ms (1000); memcached also max_item_size (1048576).
  *
+ * Functions that act on a store (everything but stats()) use the store that
+ * session.save_path names, or, inside a request that opened an RSession\Handler,
+ * that handler's store. Session ids are checked before any store sees them
+ * (PHP's session id characters only, at most 256 bytes).
+ *
+ * The session registry functions (set_user, set_timeout, user_sessions and the
+ * kill_* functions) are part of the public contract; the extension defines them
+ * once the registry lands (until then function_exists() returns false for them).
+ *
  * @generate-class-entries
  */
 
@@ -138,7 +147,23 @@ function kill_all_sessions(): int {}
 function lock_info(string $id): ?array {}
 
 /**
- * This process's counters since it started.
+ * This process's counters since it started (a php-fpm worker or built-in
+ * server worker keeps counting across requests: to measure one request,
+ * take the difference of two calls).
+ *
+ * - reads:          sessions read (session_start(), locked or read-only)
+ * - writes:         session data written to the store
+ * - writes_skipped: closes that wrote nothing: lazy write found the data
+ *                   unchanged (only the expiry was refreshed), or the session
+ *                   was read-only
+ * - lock_acquired:  locks taken
+ * - lock_wait_ms:   total milliseconds spent taking locks (including waits that
+ *                   timed out)
+ * - lock_timeouts:  waits that gave up after rsession.lock_wait_ms
+ * - store_errors:   store operations that failed (unreachable server, I/O error,
+ *                   lost lock)
+ *
+ * Never throws.
  * @return array{reads: int, writes: int, writes_skipped: int, lock_acquired: int, lock_wait_ms: int, lock_timeouts: int, store_errors: int}
  */
 function stats(): array {}

@@ -33,7 +33,8 @@ o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | media
 record files cycles_per_s rsession "$o"; record files cycles_per_s "PHP files" "$p"
 printf '   rsession (files): %8.0f/s\n   PHP files       : %8.0f/s\n   ratio           : %8.2f\n\n' "$o" "$p" "$(awk -v a="$o" -v b="$p" 'BEGIN {print a / b}')"
 
-echo "== files store: lock handoff delay (holder starts session_write_close() → next waiter's session_start() returns)"
+echo "== files store: lock handoff delay = from the moment the holder calls session_write_close() (data written,"
+echo "   then lock released) to the moment a process already blocked in session_start() gets it back (hrtime)"
 for spec in "2 100 5" "8 20 20"; do
   set -- $spec
   for h in rsession files; do
