@@ -1,6 +1,10 @@
 //! `RSession\Handler` (for session_set_save_handler) and `RSession\Exception`.
 //! The class drives the same engine as the native handler.
 
+// `savePath`: PHP's named arguments follow the Rust parameter names, and the
+// contract names it in camelCase.
+#![allow(non_snake_case)]
+
 use ext_php_rs::binary::Binary;
 use ext_php_rs::class::RegisteredClass;
 use ext_php_rs::convert::IntoZval;
@@ -40,6 +44,20 @@ fn session_update_timestamp_interface() -> &'static ClassEntry {
 #[php(extends(ce = runtime_exception, stub = "\\RuntimeException"))]
 #[derive(Default)]
 pub struct RSessionException;
+
+/// ext-php-rs gives every class a constructor that refuses to run when the
+/// Rust side defines none, which made `new RSession\Exception('msg')` fatal.
+/// The exception keeps RuntimeException's constructor instead. Called once,
+/// right after the class is registered at MINIT.
+pub(crate) fn inherit_exception_constructor() {
+    let ce = RSessionException::get_metadata().ce();
+    // SAFETY: at MINIT, single-threaded; both class entries are registered
+    // and live for the whole process.
+    unsafe {
+        let ce = (ce as *const ClassEntry).cast_mut();
+        (*ce).constructor = (*ffi::spl_ce_RuntimeException).constructor;
+    }
+}
 
 pub(crate) fn exception(e: impl std::fmt::Display) -> PhpException {
     PhpException::from_class::<RSessionException>(format!("rsession: {e}"))
@@ -167,8 +185,9 @@ impl Handler {
 
 #[php_impl]
 impl Handler {
-    pub fn __construct(save_path: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
-        let config = parse_save_path(save_path.as_deref().unwrap_or("")).map_err(exception)?;
+    /// Parameter names as the contract spells them (named arguments).
+    pub fn __construct(savePath: Option<String>, options: Option<&ZendHashTable>) -> PhpResult<Self> {
+        let config = parse_save_path(savePath.as_deref().unwrap_or("")).map_err(exception)?;
         let mut list = Vec::new();
         let mut check = Settings::default();
         if let Some(options) = options {
@@ -183,7 +202,9 @@ impl Handler {
         Ok(Handler { config, options: list, engine: None })
     }
 
-    pub fn open(&mut self, _path: String, _name: String) -> bool {
+    /// The path and name PHP passes are not used: the constructor chose the store.
+    pub fn open(&mut self, path: String, name: String) -> bool {
+        let _ = (path, name);
         let opened = guarded(|| {
             let store = engine::shared_store(&self.config)?;
             Ok(Engine::new(store, self.settings()?, request_uri()))

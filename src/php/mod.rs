@@ -77,6 +77,7 @@ extern "C" fn minit(ty: i32, mod_num: i32) -> i32 {
             startup.startup(ty, mod_num)?;
         }
         handler::widen_return_types();
+        handler::inherit_exception_constructor();
         // SAFETY: the module table is a static that outlives PHP's use of it.
         if unsafe { ffi::php_session_register_module(&module::PS_MODULE) } != ffi::SUCCESS {
             return Err(ext_php_rs::error::Error::Callable);
