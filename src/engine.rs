@@ -7,14 +7,15 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 
 use crate::config::{LockFailure, Settings, StoreConfig};
 use crate::error::{EngineError, StoreError};
-use crate::store::{self, Holder, LockRequest, LockToken, Locked, Save, SessionId, Store};
+use crate::meta::{MAX_USER_LEN, Meta};
+use crate::store::{self, Holder, LockRequest, LockToken, Locked, Put, Record, Save, SessionId, Store};
 
 pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 
@@ -46,7 +47,7 @@ pub fn shared_store(config: &StoreConfig) -> Result<SharedStore, StoreError> {
 static HELD: Mutex<Vec<(SharedStore, SessionId, LockToken)>> = Mutex::new(Vec::new());
 
 /// Frees every lock still held; called after the session module shut down.
-pub fn release_orphaned_locks() {
+fn release_orphaned_locks() {
     let orphans = std::mem::take(&mut *HELD.lock());
     for (store, id, token) in orphans {
         let _ = store.lock().unlock(&id, token);
@@ -133,8 +134,66 @@ pub fn parse_id(raw: &[u8]) -> Result<SessionId, EngineError> {
     })
 }
 
-fn ttl_of(maxlifetime: i64) -> Duration {
-    Duration::from_secs(maxlifetime.max(0) as u64)
+/// PHP's gc_maxlifetime as a timeout in seconds (0 = never).
+pub fn timeout_of(maxlifetime: i64) -> u32 {
+    maxlifetime.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// The storage expiry for an idle timeout: zero means never.
+fn storage_ttl(timeout: u32) -> Duration {
+    Duration::from_secs(u64::from(timeout))
+}
+
+/// What a request tells others about itself.
+#[derive(Debug, Clone, Default)]
+pub struct Origin {
+    /// REQUEST_URI (the script on the command line): the lock holder's URI.
+    pub uri: String,
+    /// REMOTE_ADDR; None on the command line.
+    pub ip: Option<String>,
+}
+
+/// Meta of the session the last close() ended, for session_regenerate_id():
+/// PHP closes the old session, asks for a new id (create_sid with no session
+/// open: `armed`), then reads the new id, whose session inherits the user,
+/// timeout and creation time. Cleared at the end of every request.
+struct Carry {
+    meta: Option<Meta>,
+    armed: bool,
+}
+
+static CARRY: Mutex<Carry> = Mutex::new(Carry { meta: None, armed: false });
+
+/// create_sid was called with no session open: the next read of a new
+/// session is a regenerated one.
+pub fn regenerating() {
+    let mut c = CARRY.lock();
+    c.armed = c.meta.is_some();
+}
+
+/// The request is over: nothing carries into the next one.
+pub fn end_request() {
+    release_orphaned_locks();
+    *CARRY.lock() = Carry { meta: None, armed: false };
+    *CURRENT.lock() = None;
+}
+
+pub type SharedEngine = Arc<Mutex<Engine>>;
+
+/// The engine of the session open in this request: `set_user()` and
+/// `set_timeout()` act on it.
+static CURRENT: Mutex<Option<Weak<Mutex<Engine>>>> = Mutex::new(None);
+
+pub fn set_current(engine: &SharedEngine) {
+    *CURRENT.lock() = Some(Arc::downgrade(engine));
+}
+
+pub fn clear_current() {
+    *CURRENT.lock() = None;
+}
+
+pub fn current() -> Option<SharedEngine> {
+    CURRENT.lock().as_ref().and_then(Weak::upgrade)
 }
 
 /// The session this engine has read.
@@ -143,22 +202,42 @@ struct Active {
     /// Our lock, while we hold it.
     token: Option<LockToken>,
     read_only: bool,
-    /// The data as read; None when the session did not exist.
+    /// The data as read or last saved; None while the session does not
+    /// exist in the store.
     original: Option<Vec<u8>>,
+    meta: Meta,
+    /// The metadata changed since it was stored: the next save writes.
+    dirty: bool,
+    /// session.gc_maxlifetime at read.
+    default_timeout: u32,
+}
+
+impl Active {
+    fn effective_timeout(&self) -> u32 {
+        self.meta.effective_timeout(self.default_timeout)
+    }
+}
+
+/// One session of a user, as `user_sessions()` shows it.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub id: String,
+    pub meta: Meta,
+    /// The idle timeout in force (the default where none was chosen).
+    pub timeout: u32,
 }
 
 pub struct Engine {
     store: SharedStore,
     pub settings: Settings,
-    /// Shown to others as the lock holder's URI.
-    uri: String,
+    origin: Origin,
     active: Option<Active>,
     notices: Vec<String>,
 }
 
 impl Engine {
-    pub fn new(store: SharedStore, settings: Settings, uri: String) -> Engine {
-        Engine { store, settings, uri, active: None, notices: Vec::new() }
+    pub fn new(store: SharedStore, settings: Settings, origin: Origin) -> Engine {
+        Engine { store, settings, origin, active: None, notices: Vec::new() }
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -177,45 +256,45 @@ impl Engine {
 
     pub fn read(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<Vec<u8>, EngineError> {
         let id = parse_id(raw_id)?;
-        let ttl = ttl_of(maxlifetime);
+        let default_timeout = timeout_of(maxlifetime);
         bump(&STATS.reads, 1);
 
         // Read again under a lock we already hold (session_reset()): never
         // wait on ourselves.
-        if let Some(a) = self.active.as_mut().filter(|a| a.id == id && a.token.is_some()) {
-            let data = counted(self.store.lock().read(&id, ttl))?;
-            a.original = data.clone();
-            return Ok(data.unwrap_or_default());
+        if self.active.as_ref().is_some_and(|a| a.id == id && a.token.is_some()) {
+            let record = counted(self.store.lock().read(&id))?;
+            let token = self.active.as_ref().and_then(|a| a.token);
+            return self.activate(id, token, false, record, default_timeout);
         }
         // A different id than before: free the old lock first (best effort).
         let _ = self.release_lock();
 
         let s = &self.settings;
         if !s.locking || s.read_only {
-            let data = counted(self.store.lock().read(&id, ttl))?;
+            let record = counted(self.store.lock().read(&id))?;
             let read_only = s.read_only;
-            return Ok(self.activate(id, None, read_only, data));
+            return self.activate(id, None, read_only, record, default_timeout);
         }
 
         let req = LockRequest {
             holder: Holder {
                 host: hostname().to_string(),
                 pid: std::process::id(),
-                uri: self.uri.clone(),
+                uri: self.origin.uri.clone(),
                 since_ms: store::now_ms(),
             },
             wait: s.lock_wait,
             ttl: s.lock_ttl,
         };
         let started = Instant::now();
-        let outcome = counted(self.store.lock().lock_and_read(&id, &req, ttl))?;
+        let outcome = counted(self.store.lock().lock_and_read(&id, &req))?;
         let waited = started.elapsed();
         bump(&STATS.lock_wait_ms, waited.as_millis() as u64);
         match outcome {
-            Locked::Acquired { token, data } => {
+            Locked::Acquired { token, record } => {
                 bump(&STATS.lock_acquired, 1);
                 HELD.lock().push((self.store.clone(), id.clone(), token));
-                Ok(self.activate(id, Some(token), false, data))
+                self.activate(id, Some(token), false, record, default_timeout)
             }
             Locked::TimedOut { holder } => {
                 bump(&STATS.lock_timeouts, 1);
@@ -224,16 +303,69 @@ impl Engine {
                     return Err(timeout);
                 }
                 self.notices.push(format!("{timeout}; the session is read-only for this request"));
-                let data = counted(self.store.lock().read(&id, ttl))?;
-                Ok(self.activate(id, None, true, data))
+                let record = counted(self.store.lock().read(&id))?;
+                self.activate(id, None, true, record, default_timeout)
             }
         }
     }
 
-    fn activate(&mut self, id: SessionId, token: Option<LockToken>, read_only: bool, data: Option<Vec<u8>>) -> Vec<u8> {
-        let out = data.clone().unwrap_or_default();
-        self.active = Some(Active { id, token, read_only, original: data });
-        out
+    /// Makes the session read the active one: drops it if it is past its
+    /// idle timeout, creates its metadata if it is new, and records where
+    /// this request comes from.
+    fn activate(
+        &mut self,
+        id: SessionId,
+        token: Option<LockToken>,
+        read_only: bool,
+        record: Option<Record>,
+        default_timeout: u32,
+    ) -> Result<Vec<u8>, EngineError> {
+        let now = store::now_secs();
+        let record = match record {
+            Some(r) if r.meta.expired(now, default_timeout) => {
+                // Past its own timeout, whatever the store's expiry says.
+                counted(self.store.lock().destroy(&id))?;
+                None
+            }
+            other => other,
+        };
+        let ip = self.origin.ip.clone();
+        let mut inherited = false;
+        let (meta, original, dirty) = match record {
+            Some(r) => {
+                let mut m = r.meta;
+                let mut dirty = m.timeout != m.effective_timeout(default_timeout);
+                m.timeout = m.effective_timeout(default_timeout);
+                if ip.is_some() && m.last_ip != ip {
+                    m.last_ip = ip;
+                    dirty = true;
+                }
+                (m, Some(r.data), dirty)
+            }
+            None => {
+                let mut m = Meta::new(now, ip, default_timeout);
+                let mut carry = CARRY.lock();
+                if let Some(old) = carry.meta.take().filter(|_| carry.armed) {
+                    inherited = old.user.is_some() || old.timeout_set;
+                    m.user = old.user;
+                    m.created = old.created;
+                    m.timeout = old.timeout;
+                    m.timeout_set = old.timeout_set;
+                    m.first_ip = old.first_ip.or(m.first_ip);
+                }
+                (m, None, inherited)
+            }
+        };
+        *CARRY.lock() = Carry { meta: None, armed: false };
+        let out = original.clone().unwrap_or_default();
+        let has_user = meta.user.is_some();
+        self.active = Some(Active { id, token, read_only, original, meta, dirty, default_timeout });
+        if inherited && !read_only {
+            // A regenerated session is listed under its user at once, so a
+            // kill of that user's sessions also finds it.
+            self.store_meta(has_user.then_some(None))?;
+        }
+        Ok(out)
     }
 
     /// The active session, if `id` is it.
@@ -249,19 +381,23 @@ impl Engine {
     /// Lazy write: PHP found the data unchanged.
     pub fn update_timestamp(&mut self, raw_id: &[u8], data: &[u8], maxlifetime: i64) -> Result<(), EngineError> {
         let id = parse_id(raw_id)?;
-        // A session that did not exist yet is created, as `files` does.
-        let existed = self.active_for(&id).map_or(true, |a| a.original.is_some());
-        let what = if existed { Save::Touch } else { Save::Write(data) };
-        self.save(&id, what, data, maxlifetime)
+        self.save(&id, Save::Touch, data, maxlifetime)
     }
 
     fn save(&mut self, id: &SessionId, what: Save<'_>, data: &[u8], maxlifetime: i64) -> Result<(), EngineError> {
-        let (lock, read_only, changed) = match self.active_for(id) {
-            Some(a) => (a.token.map(|t| (t, true)), a.read_only, a.original.as_deref().unwrap_or_default() != data),
-            None => (None, false, true),
-        };
-        if read_only {
+        if self.active_for(id).is_none() {
+            // A write without a read (a handler driven by hand): a session
+            // of its own, written as new.
+            let meta = Meta::new(store::now_secs(), self.origin.ip.clone(), timeout_of(maxlifetime));
+            let default_timeout = timeout_of(maxlifetime);
+            let _ = self.release_lock();
+            self.active =
+                Some(Active { id: id.clone(), token: None, read_only: false, original: None, meta, dirty: true, default_timeout });
+        }
+        let Some(a) = self.active.as_mut() else { return Err(EngineError::NotOpen) };
+        if a.read_only {
             bump(&STATS.writes_skipped, 1);
+            let changed = a.original.as_deref().unwrap_or_default() != data;
             if changed && matches!(what, Save::Write(_)) {
                 self.notices.push(format!(
                     "session {} was opened read-only; the changes made to $_SESSION were not saved",
@@ -270,27 +406,117 @@ impl Engine {
             }
             return Ok(());
         }
-        let result = counted(self.store.lock().save(id, what, ttl_of(maxlifetime), lock));
+        // A new session, changed metadata or a changed timeout: write it all.
+        let what = match what {
+            Save::Touch if a.original.is_none() || a.dirty => Save::Write(data),
+            w => w,
+        };
+        a.meta.last_access = store::now_secs();
+        a.meta.timeout = a.effective_timeout();
+        let lock = a.token.map(|t| (t, true));
+        let put = Put {
+            what,
+            meta: &a.meta,
+            ttl: storage_ttl(a.meta.timeout),
+            lock,
+            existed: a.original.is_some(),
+            user_changed: None,
+        };
+        let result = counted(self.store.lock().save(id, &put));
         match what {
             Save::Write(_) => bump(&STATS.writes, 1),
             Save::Touch => bump(&STATS.writes_skipped, 1),
         }
         // The store released the lock, or it was no longer ours; on other
         // errors close() still tries to free it.
-        if matches!(result, Ok(()) | Err(StoreError::LockLost)) && lock.is_some() {
+        if matches!(result, Ok(()) | Err(StoreError::LockLost | StoreError::Killed)) && lock.is_some() {
             self.forget_lock();
         }
-        if result.is_ok() {
-            if let Some(a) = self.active_for(id) {
-                a.original = Some(data.to_vec());
+        match result {
+            Ok(()) => {
+                if let Some(a) = self.active_for(id) {
+                    a.original = Some(data.to_vec());
+                    a.dirty = false;
+                }
+                Ok(())
+            }
+            Err(StoreError::Killed) => {
+                // An administrator ended it: not this request's failure.
+                self.notices.push(format!("session {}: {}", short_id(id.as_str()), StoreError::Killed));
+                if let Some(a) = self.active_for(id) {
+                    a.original = None;
+                }
+                Ok(())
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Stores the active session's metadata now (with the data as read),
+    /// keeping the lock: set_user() and set_timeout() take effect at once.
+    fn store_meta(&mut self, user_changed: Option<Option<String>>) -> Result<(), EngineError> {
+        let Some(a) = self.active.as_mut() else { return Err(EngineError::NoSession) };
+        let data = a.original.clone().unwrap_or_default();
+        a.meta.last_access = store::now_secs();
+        a.meta.timeout = a.effective_timeout();
+        let put = Put {
+            what: Save::Write(&data),
+            meta: &a.meta,
+            ttl: storage_ttl(a.meta.timeout),
+            lock: a.token.map(|t| (t, false)),
+            existed: a.original.is_some(),
+            user_changed: user_changed.as_ref().map(|u| u.as_deref()),
+        };
+        counted(self.store.lock().save(&a.id, &put))?;
+        bump(&STATS.writes, 1);
+        a.original = Some(data);
+        a.dirty = false;
+        Ok(())
+    }
+
+    /// Changes the active session's metadata with `change` and stores it,
+    /// or leaves it as it was if that fails.
+    fn update_meta(&mut self, change: impl FnOnce(&mut Meta)) -> Result<(), EngineError> {
+        let a = self.active.as_mut().ok_or(EngineError::NoSession)?;
+        if a.read_only {
+            return Err(EngineError::ReadOnly);
+        }
+        let before = a.meta.clone();
+        change(&mut a.meta);
+        if a.meta == before && a.original.is_some() {
+            return Ok(());
+        }
+        let user_changed = (a.meta.user != before.user).then(|| before.user.clone());
+        let result = self.store_meta(user_changed);
+        if result.is_err() {
+            if let Some(a) = self.active.as_mut() {
+                a.meta = before;
             }
         }
-        Ok(result?)
+        result
+    }
+
+    /// Ties the active session to a user (login).
+    pub fn set_user(&mut self, user: &str) -> Result<(), EngineError> {
+        check_user(user)?;
+        self.update_meta(|m| m.user = Some(user.to_string()))
+    }
+
+    /// The active session's own idle timeout; 0 = never.
+    pub fn set_timeout(&mut self, seconds: i64) -> Result<(), EngineError> {
+        let seconds = u32::try_from(seconds)
+            .map_err(|_| EngineError::BadArgument(format!("timeout {seconds}: must be 0 (never) or a number of seconds")))?;
+        self.update_meta(|m| {
+            m.timeout = seconds;
+            m.timeout_set = true;
+        })
     }
 
     pub fn close(&mut self) -> Result<(), EngineError> {
         let result = self.release_lock();
-        self.active = None;
+        if let Some(a) = self.active.take() {
+            *CARRY.lock() = Carry { meta: Some(a.meta), armed: false };
+        }
         result
     }
 
@@ -304,7 +530,7 @@ impl Engine {
     }
 
     pub fn gc(&mut self, maxlifetime: i64) -> Result<u64, EngineError> {
-        Ok(counted(self.store.lock().gc(ttl_of(maxlifetime)))?)
+        Ok(counted(self.store.lock().gc(timeout_of(maxlifetime)))?)
     }
 
     /// Strict mode: an id is adopted only when well-formed and known.
@@ -316,6 +542,41 @@ impl Engine {
     pub fn lock_holder(&mut self, raw_id: &[u8]) -> Result<Option<Holder>, EngineError> {
         let id = parse_id(raw_id)?;
         Ok(counted(self.store.lock().lock_holder(&id))?)
+    }
+
+    /// A user's live sessions. Those past their idle timeout are removed,
+    /// not listed.
+    pub fn user_sessions(&mut self, user: &str, maxlifetime: i64) -> Result<Vec<SessionInfo>, EngineError> {
+        check_user(user)?;
+        let default_timeout = timeout_of(maxlifetime);
+        let now = store::now_secs();
+        let listed = counted(self.store.lock().user_sessions(user))?;
+        let mut out = Vec::with_capacity(listed.len());
+        for l in listed {
+            if l.meta.expired(now, default_timeout) {
+                let _ = counted(self.store.lock().destroy(&l.id));
+                continue;
+            }
+            let timeout = l.meta.effective_timeout(default_timeout);
+            out.push(SessionInfo { id: l.id.to_string(), meta: l.meta, timeout });
+        }
+        out.sort_by(|a, b| (a.meta.created, &a.id).cmp(&(b.meta.created, &b.id)));
+        Ok(out)
+    }
+
+    pub fn kill_session(&mut self, raw_id: &[u8]) -> Result<bool, EngineError> {
+        let id = parse_id(raw_id)?;
+        Ok(counted(self.store.lock().destroy(&id))?)
+    }
+
+    pub fn kill_user_sessions(&mut self, user: &str, keep: Option<&[u8]>) -> Result<u64, EngineError> {
+        check_user(user)?;
+        let keep = keep.map(parse_id).transpose()?;
+        Ok(counted(self.store.lock().kill_user(user, keep.as_ref()))?)
+    }
+
+    pub fn kill_all_sessions(&mut self) -> Result<i64, EngineError> {
+        Ok(counted(self.store.lock().kill_all())?)
     }
 
     fn forget_lock(&mut self) {
@@ -335,6 +596,16 @@ impl Engine {
     }
 }
 
+fn check_user(user: &str) -> Result<(), EngineError> {
+    if user.is_empty() || user.len() > MAX_USER_LEN {
+        return Err(EngineError::BadArgument(format!(
+            "user id of {} bytes: must be 1 to {MAX_USER_LEN} bytes",
+            user.len()
+        )));
+    }
+    Ok(())
+}
+
 impl Drop for Engine {
     fn drop(&mut self) {
         let _ = self.release_lock();
@@ -345,14 +616,30 @@ impl Drop for Engine {
 mod tests {
     use super::*;
     use crate::store::memory::MemoryStore;
+    use crate::store::testing;
+
+    fn origin() -> Origin {
+        Origin { uri: "/test".into(), ip: Some("192.0.2.7".into()) }
+    }
+
+    fn shared(mem: &MemoryStore) -> SharedStore {
+        Arc::new(Mutex::new(Box::new(mem.clone())))
+    }
+
+    fn engine_on(mem: &MemoryStore, settings: Settings) -> Engine {
+        Engine::new(shared(mem), settings, origin())
+    }
 
     fn engine(settings: Settings) -> Engine {
-        let store: SharedStore = Arc::new(Mutex::new(Box::new(MemoryStore::default())));
-        Engine::new(store, settings, "/test".into())
+        engine_on(&MemoryStore::default(), settings)
     }
 
     fn holder() -> Holder {
         Holder { host: "other".into(), pid: 42, uri: "/slow.php".into(), since_ms: store::now_ms() }
+    }
+
+    fn stored(mem: &MemoryStore, id: &str) -> Option<Record> {
+        mem.clone().read(&testing::id(id)).unwrap()
     }
 
     #[test]
@@ -374,45 +661,45 @@ mod tests {
         for id in [&b"../x"[..], b"a b", b"a\r\n", &[b'a'; 300]] {
             assert!(matches!(e.read(id, 100), Err(EngineError::InvalidId(_))));
             assert!(matches!(e.write(id, b"", 100), Err(EngineError::InvalidId(_))));
+            assert!(matches!(e.kill_session(id), Err(EngineError::InvalidId(_))));
             assert!(!e.validate_id(id).unwrap());
         }
     }
 
     #[test]
     fn lock_timeout_fails_or_goes_read_only() {
-        let id = SessionId::parse(b"abc").unwrap();
-        let mut mem = MemoryStore::default();
-        mem.save(&id, Save::Write(b"old"), Duration::from_secs(100), None).unwrap();
-        mem.steal_lock(&id, holder());
-        let shared: SharedStore = Arc::new(Mutex::new(Box::new(mem)));
+        let mem = MemoryStore::default();
+        testing::write(&mut mem.clone(), &testing::id("abc"), b"old");
+        mem.clone().steal_lock(&testing::id("abc"), holder());
         let settings = Settings { lock_wait: Duration::from_millis(1), ..Settings::default() };
-        let mut e = Engine::new(shared.clone(), settings, "/t".into());
+        let mut e = engine_on(&mem, settings);
         let err = e.read(b"abc", 100).unwrap_err().to_string();
         assert!(err.contains("pid 42") && err.contains("/slow.php"), "{err}");
 
         e.settings.lock_failure = LockFailure::ReadOnly;
         assert_eq!(e.read(b"abc", 100).unwrap(), b"old");
         assert!(e.take_notices()[0].contains("read-only"));
+        assert!(matches!(e.set_user("u"), Err(EngineError::ReadOnly)));
         e.write(b"abc", b"new", 100).unwrap();
         assert!(e.take_notices()[0].contains("not saved"));
-        assert_eq!(shared.lock().read(&id, Duration::from_secs(100)).unwrap().unwrap(), b"old");
+        assert_eq!(stored(&mem, "abc").unwrap().data, b"old");
     }
 
     #[test]
     fn lost_lock_refuses_write_and_keeps_data() {
-        let mut mem = MemoryStore::default();
-        let id = SessionId::parse(b"abc").unwrap();
-        mem.save(&id, Save::Write(b"theirs"), Duration::from_secs(100), None).unwrap();
-        let shared: SharedStore = Arc::new(Mutex::new(Box::new(mem)));
-        let mut e = Engine::new(shared.clone(), Settings::default(), "/t".into());
+        let mem = MemoryStore::default();
+        let id = testing::id("abc");
+        testing::write(&mut mem.clone(), &id, b"theirs");
+        let mut e = engine_on(&mem, Settings::default());
         e.read(b"abc", 100).unwrap();
         // Another request takes the lock over (our lease ran out).
         let token = e.active.as_ref().unwrap().token.unwrap();
-        shared.lock().unlock(&id, token).unwrap();
-        let other = LockRequest { holder: holder(), wait: Duration::ZERO, ttl: Duration::from_secs(1) };
-        assert!(matches!(shared.lock().lock_and_read(&id, &other, Duration::from_secs(100)).unwrap(), Locked::Acquired { .. }));
+        let mut other = mem.clone();
+        other.unlock(&id, token).unwrap();
+        let req = LockRequest { holder: holder(), wait: Duration::ZERO, ttl: Duration::from_secs(1) };
+        assert!(matches!(other.lock_and_read(&id, &req).unwrap(), Locked::Acquired { .. }));
         assert!(matches!(e.write(b"abc", b"mine", 100), Err(EngineError::Store(StoreError::LockLost))));
-        assert_eq!(shared.lock().read(&id, Duration::from_secs(100)).unwrap().unwrap(), b"theirs");
+        assert_eq!(stored(&mem, "abc").unwrap().data, b"theirs");
     }
 
     #[test]
@@ -434,5 +721,93 @@ mod tests {
         e.update_timestamp(b"new", b"", 100).unwrap();
         e.close().unwrap();
         assert!(e.validate_id(b"new").unwrap());
+    }
+
+    #[test]
+    fn metadata_is_created_kept_and_listed() {
+        let mem = MemoryStore::default();
+        let mut e = engine_on(&mem, Settings::default());
+        e.read(b"s1", 1440).unwrap();
+        e.set_user("alice").unwrap();
+        // Visible before the request ends.
+        let listed = engine_on(&mem, Settings::default()).user_sessions("alice", 1440).unwrap();
+        assert_eq!(listed.len(), 1);
+        let m = &listed[0].meta;
+        assert_eq!((m.first_ip.as_deref(), m.last_ip.as_deref(), listed[0].timeout), (Some("192.0.2.7"), Some("192.0.2.7"), 1440));
+        e.write(b"s1", b"x", 1440).unwrap();
+        e.close().unwrap();
+        // Another address, later: last_ip follows, first_ip stays.
+        let mut e2 = Engine::new(shared(&mem), Settings::default(), Origin { uri: "/".into(), ip: Some("198.51.100.1".into()) });
+        e2.read(b"s1", 1440).unwrap();
+        e2.update_timestamp(b"s1", b"x", 1440).unwrap();
+        let m = stored(&mem, "s1").unwrap().meta;
+        assert_eq!((m.first_ip.as_deref(), m.last_ip.as_deref(), m.user.as_deref()), (Some("192.0.2.7"), Some("198.51.100.1"), Some("alice")));
+    }
+
+    #[test]
+    fn own_timeout_beats_gc_maxlifetime() {
+        let mem = MemoryStore::default();
+        let mut e = engine_on(&mem, Settings::default());
+        assert!(matches!(e.set_timeout(5), Err(EngineError::NoSession)));
+        e.read(b"short", 1440).unwrap();
+        e.set_timeout(2).unwrap();
+        assert!(matches!(e.set_timeout(-1), Err(EngineError::BadArgument(_))));
+        e.write(b"short", b"x", 1440).unwrap();
+        e.close().unwrap();
+        e.read(b"never", 1).unwrap();
+        e.set_timeout(0).unwrap();
+        e.write(b"never", b"y", 1).unwrap();
+        e.close().unwrap();
+        e.read(b"plain", 1).unwrap();
+        e.write(b"plain", b"z", 1).unwrap();
+        e.close().unwrap();
+        for id in ["short", "never", "plain"] {
+            mem.age(&testing::id(id), 10);
+        }
+        // Past its own 2 s while gc_maxlifetime is 1440: reads as empty.
+        assert_eq!(e.read(b"short", 1440).unwrap(), b"");
+        e.close().unwrap();
+        assert!(stored(&mem, "short").is_none(), "removed at that read");
+        assert_eq!(e.gc(1).unwrap(), 1, "the plain session is past gc_maxlifetime");
+        assert!(stored(&mem, "never").is_some(), "timeout 0 survives gc");
+        assert_eq!(e.read(b"never", 1).unwrap(), b"y");
+        e.close().unwrap();
+    }
+
+    #[test]
+    fn killed_while_held_stays_dead() {
+        let mem = MemoryStore::default();
+        let mut e = engine_on(&mem, Settings::default());
+        e.read(b"k", 100).unwrap();
+        e.set_user("bob").unwrap();
+        assert_eq!(engine_on(&mem, Settings::default()).kill_user_sessions("bob", None).unwrap(), 1);
+        e.write(b"k", b"zombie", 100).unwrap();
+        assert!(e.take_notices()[0].contains("killed"));
+        assert!(stored(&mem, "k").is_none());
+        assert!(e.lock_holder(b"k").unwrap().is_none(), "the lock is freed");
+    }
+
+    #[test]
+    fn regenerate_carries_user_and_timeout() {
+        let mem = MemoryStore::default();
+        let mut e = engine_on(&mem, Settings::default());
+        e.read(b"old", 100).unwrap();
+        e.set_user("carol").unwrap();
+        e.set_timeout(0).unwrap();
+        // session_regenerate_id(true): destroy, close, create_sid, open, read.
+        e.destroy(b"old").unwrap();
+        e.close().unwrap();
+        regenerating();
+        let mut e = engine_on(&mem, Settings::default());
+        e.read(b"new", 100).unwrap();
+        let listed = e.user_sessions("carol", 100).unwrap();
+        assert_eq!(listed.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["new"]);
+        assert_eq!(listed[0].timeout, 0);
+        e.close().unwrap();
+        // A plain new session later in the request inherits nothing.
+        e.read(b"other", 100).unwrap();
+        e.write(b"other", b"", 100).unwrap();
+        assert_eq!(stored(&mem, "other").unwrap().meta.user, None);
+        end_request();
     }
 }

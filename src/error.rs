@@ -28,6 +28,15 @@ pub enum StoreError {
     Backend { store: &'static str, message: String },
     #[error("the session lock was lost (its lease expired or it was taken over); nothing was written")]
     LockLost,
+    #[error("the session was killed (or destroyed) while this request used it; its changes were not saved")]
+    Killed,
+    #[error("{store} store: session {id}: {source}")]
+    Corrupt {
+        store: &'static str,
+        id: String,
+        #[source]
+        source: crate::meta::MetaError,
+    },
     #[error("session data of {size} bytes exceeds the store's limit of {limit} bytes; nothing was written")]
     TooLarge { size: usize, limit: usize },
     #[error("the {0} store is not compiled into this build of rsession")]
@@ -35,6 +44,10 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    pub fn corrupt(store: &'static str, id: &crate::store::SessionId, source: crate::meta::MetaError) -> Self {
+        StoreError::Corrupt { store, id: crate::engine::short_id(id.as_str()), source }
+    }
+
     pub fn io(store: &'static str, context: impl Into<String>, source: std::io::Error) -> Self {
         StoreError::Io { store, context: context.into(), source }
     }
@@ -53,6 +66,12 @@ pub enum EngineError {
     LockTimeout { id: String, waited: Duration, holder: Option<Holder> },
     #[error("no session is open")]
     NotOpen,
+    #[error("no session is active: call session_start() first")]
+    NoSession,
+    #[error("the session is read-only in this request (rsession.read_only or a lock timeout): its metadata cannot change")]
+    ReadOnly,
+    #[error("{0}")]
+    BadArgument(String),
     #[error("internal error: {0}")]
     Panic(String),
 }

@@ -6,6 +6,7 @@
 
 pub mod config;
 pub mod engine;
+pub mod meta;
 pub mod error;
 pub mod store;
 

@@ -1,15 +1,20 @@
-//! The `RSession\` functions.
+//! The `RSession\` functions, and the PHP shapes they (and the same methods
+//! on `RSession\Handler`) return.
+
+// Parameters are named as the contract spells them (named arguments).
+#![allow(non_snake_case)]
 
 use ext_php_rs::boxed::ZBox;
 use ext_php_rs::builders::ModuleBuilder;
 use ext_php_rs::exception::PhpResult;
 use ext_php_rs::prelude::*;
-use ext_php_rs::types::ZendHashTable;
+use ext_php_rs::types::{ZendHashTable, Zval};
 
 use super::handler::{current_store, exception};
-use super::{guarded, ini_string, parse_save_path, settings_from_ini};
-use crate::engine::{self, Engine, SharedStore, STATS};
+use super::{guarded, ini_long, ini_string, notice, origin, parse_save_path, settings_from_ini};
+use crate::engine::{self, Engine, STATS, SessionInfo, SharedStore};
 use crate::error::EngineError;
+use crate::store::Holder;
 
 /// The store the functions act on: the open `RSession\Handler`'s, else
 /// session.save_path's.
@@ -21,28 +26,63 @@ fn store() -> Result<SharedStore, EngineError> {
     Ok(engine::shared_store(&parse_save_path(&save_path)?)?)
 }
 
-fn admin_engine() -> Result<Engine, EngineError> {
-    Ok(Engine::new(store()?, settings_from_ini()?, String::new()))
+/// Runs a registry operation on an engine for the functions' store.
+fn admin<T>(f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
+    guarded(|| f(&mut Engine::new(store()?, settings_from_ini()?, origin()))).map_err(exception)
 }
 
-/// Who holds the lock of session `$id`: null when unlocked.
-#[php_function]
-#[php(name = "RSession\\lock_info")]
-pub fn lock_info(id: String) -> PhpResult<Option<ZBox<ZendHashTable>>> {
-    let holder = guarded(|| admin_engine()?.lock_holder(id.as_bytes())).map_err(exception)?;
-    let Some(h) = holder else { return Ok(None) };
+/// Runs `f` on the session open in this request.
+fn on_session<T>(f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
+    let shared = engine::current().ok_or_else(|| exception(EngineError::NoSession))?;
+    let mut e = shared.lock();
+    let result = guarded(|| f(&mut e));
+    for n in e.take_notices() {
+        notice(&n);
+    }
+    result.map_err(exception)
+}
+
+fn maxlifetime() -> i64 {
+    ini_long("session.gc_maxlifetime", 1440)
+}
+
+/// A user id as PHP passes it: a string or an int.
+pub(super) fn user_id(v: &Zval) -> PhpResult<String> {
+    if let Some(n) = v.long() {
+        return Ok(n.to_string());
+    }
+    if let Some(s) = v.str() {
+        return Ok(s.to_string());
+    }
+    Err(exception(format!("a user id must be a string or an int, {} given", v.get_type())))
+}
+
+pub(super) fn sessions_array(list: Vec<SessionInfo>) -> PhpResult<ZBox<ZendHashTable>> {
+    let mut out = ZendHashTable::new();
+    for s in list {
+        let mut row = ZendHashTable::new();
+        row.insert("id", s.id)?;
+        row.insert("user", s.meta.user.unwrap_or_default())?;
+        row.insert("created", s.meta.created as i64)?;
+        row.insert("last_access", s.meta.last_access as i64)?;
+        row.insert("timeout", i64::from(s.timeout))?;
+        row.insert("first_ip", s.meta.first_ip)?;
+        row.insert("last_ip", s.meta.last_ip)?;
+        out.push(row)?;
+    }
+    Ok(out)
+}
+
+pub(super) fn lock_info_array(h: Holder) -> PhpResult<ZBox<ZendHashTable>> {
     let mut ht = ZendHashTable::new();
     ht.insert("host", h.host.clone())?;
     ht.insert("pid", h.pid as i64)?;
     ht.insert("uri", h.uri.clone())?;
     ht.insert("held_ms", h.held_for().as_millis() as i64)?;
-    Ok(Some(ht))
+    Ok(ht)
 }
 
-/// This process's counters.
-#[php_function]
-#[php(name = "RSession\\stats")]
-pub fn stats() -> PhpResult<ZBox<ZendHashTable>> {
+pub(super) fn stats_array() -> PhpResult<ZBox<ZendHashTable>> {
     let mut ht = ZendHashTable::new();
     for (name, value) in STATS.snapshot() {
         ht.insert(name, value as i64)?;
@@ -50,6 +90,73 @@ pub fn stats() -> PhpResult<ZBox<ZendHashTable>> {
     Ok(ht)
 }
 
+/// Ties the active session to a user (call at login).
+#[php_function]
+#[php(name = "RSession\\set_user")]
+pub fn set_user(userId: &Zval) -> PhpResult<()> {
+    let user = user_id(userId)?;
+    on_session(|e| e.set_user(&user))
+}
+
+/// The active session's own idle timeout in seconds; 0 = never.
+#[php_function]
+#[php(name = "RSession\\set_timeout")]
+pub fn set_timeout(seconds: i64) -> PhpResult<()> {
+    on_session(|e| e.set_timeout(seconds))
+}
+
+/// That user's live sessions.
+#[php_function]
+#[php(name = "RSession\\user_sessions")]
+pub fn user_sessions(userId: &Zval) -> PhpResult<ZBox<ZendHashTable>> {
+    let user = user_id(userId)?;
+    sessions_array(admin(|e| e.user_sessions(&user, maxlifetime()))?)
+}
+
+/// Ends one session; false if it did not exist.
+#[php_function]
+#[php(name = "RSession\\kill_session")]
+pub fn kill_session(id: String) -> PhpResult<bool> {
+    admin(|e| e.kill_session(id.as_bytes()))
+}
+
+/// Ends all of a user's sessions except `$keepId`; returns how many.
+#[php_function]
+#[php(name = "RSession\\kill_user_sessions")]
+pub fn kill_user_sessions(userId: &Zval, keepId: Option<String>) -> PhpResult<i64> {
+    let user = user_id(userId)?;
+    admin(|e| e.kill_user_sessions(&user, keepId.as_deref().map(str::as_bytes))).map(|n| n as i64)
+}
+
+/// Ends every session under this prefix; -1 when the store cannot count them.
+#[php_function]
+#[php(name = "RSession\\kill_all_sessions")]
+pub fn kill_all_sessions() -> PhpResult<i64> {
+    admin(|e| e.kill_all_sessions())
+}
+
+/// Who holds the lock of session `$id`: null when unlocked.
+#[php_function]
+#[php(name = "RSession\\lock_info")]
+pub fn lock_info(id: String) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+    admin(|e| e.lock_holder(id.as_bytes()))?.map(lock_info_array).transpose()
+}
+
+/// This process's counters.
+#[php_function]
+#[php(name = "RSession\\stats")]
+pub fn stats() -> PhpResult<ZBox<ZendHashTable>> {
+    stats_array()
+}
+
 pub(super) fn register(module: ModuleBuilder<'static>) -> ModuleBuilder<'static> {
-    module.function(wrap_function!(lock_info)).function(wrap_function!(stats))
+    module
+        .function(wrap_function!(set_user))
+        .function(wrap_function!(set_timeout))
+        .function(wrap_function!(user_sessions))
+        .function(wrap_function!(kill_session))
+        .function(wrap_function!(kill_user_sessions))
+        .function(wrap_function!(kill_all_sessions))
+        .function(wrap_function!(lock_info))
+        .function(wrap_function!(stats))
 }

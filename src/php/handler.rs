@@ -12,13 +12,15 @@ use ext_php_rs::flags::DataType;
 use ext_php_rs::exception::{PhpException, PhpResult};
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
+use ext_php_rs::boxed::ZBox;
 use ext_php_rs::types::{ZendHashTable, Zval};
 use ext_php_rs::zend::ClassEntry;
 use parking_lot::Mutex;
 
-use super::{ffi, guarded, ini_long, notice, parse_save_path, request_uri, settings_from_ini, warn};
+use super::functions::{lock_info_array, sessions_array, stats_array, user_id};
+use super::{ffi, guarded, ini_long, notice, origin, parse_save_path, settings_from_ini, warn};
 use crate::config::{Settings, StoreConfig};
-use crate::engine::{self, Engine, SharedStore};
+use crate::engine::{self, Engine, SharedEngine, SharedStore};
 use crate::error::EngineError;
 
 fn runtime_exception() -> &'static ClassEntry {
@@ -85,7 +87,7 @@ pub struct Handler {
     config: StoreConfig,
     /// Options given to the constructor, applied over the INI settings at open.
     options: Vec<(String, String)>,
-    engine: Option<Engine>,
+    engine: Option<SharedEngine>,
 }
 
 /// What read() and gc() return: a value, or false on failure.
@@ -164,11 +166,12 @@ impl Handler {
     /// Runs `f` on the open engine, reporting notices and errors as PHP
     /// warnings (as the native handler does); None on failure.
     fn with_engine<T>(&mut self, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Option<T> {
-        let Some(engine) = self.engine.as_mut() else {
+        let Some(shared) = self.engine.as_ref() else {
             warn(&EngineError::NotOpen.to_string());
             return None;
         };
-        let result = guarded(|| f(engine));
+        let mut engine = shared.lock();
+        let result = guarded(|| f(&mut engine));
         for n in engine.take_notices() {
             notice(&n);
         }
@@ -180,6 +183,27 @@ impl Handler {
 
     fn maxlifetime() -> i64 {
         ini_long("session.gc_maxlifetime", 1440)
+    }
+
+    /// An engine on this handler's store for the registry operations, which
+    /// need no open session; errors become exceptions.
+    fn admin<T>(&self, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
+        guarded(|| {
+            let store = engine::shared_store(&self.config)?;
+            f(&mut Engine::new(store, self.settings()?, origin()))
+        })
+        .map_err(exception)
+    }
+
+    /// Runs `f` on this handler's open session; errors become exceptions.
+    fn on_session<T>(&self, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
+        let shared = self.engine.as_ref().ok_or_else(|| exception(EngineError::NoSession))?;
+        let mut e = shared.lock();
+        let result = guarded(|| f(&mut e));
+        for n in e.take_notices() {
+            notice(&n);
+        }
+        result.map_err(exception)
     }
 }
 
@@ -207,15 +231,19 @@ impl Handler {
         let _ = (path, name);
         let opened = guarded(|| {
             let store = engine::shared_store(&self.config)?;
-            Ok(Engine::new(store, self.settings()?, request_uri()))
+            Ok(Engine::new(store, self.settings()?, origin()))
         });
         match opened {
             Ok(engine) => {
-                match self.engine.as_mut() {
-                    Some(old) => old.settings = engine.settings.clone(),
-                    None => self.engine = Some(engine),
+                match self.engine.as_ref() {
+                    Some(old) => old.lock().settings = engine.settings.clone(),
+                    None => {
+                        let shared: SharedEngine = std::sync::Arc::new(Mutex::new(engine));
+                        engine::set_current(&shared);
+                        self.engine = Some(shared);
+                    }
                 }
-                *CURRENT.lock() = self.engine.as_ref().map(|e| e.store().clone());
+                *CURRENT.lock() = self.engine.as_ref().map(|e| e.lock().store().clone());
                 true
             }
             Err(e) => {
@@ -227,7 +255,9 @@ impl Handler {
 
     pub fn close(&mut self) -> bool {
         let ok = self.engine.is_none() || self.with_engine(|e| e.close()).is_some();
-        self.engine = None;
+        if self.engine.take().is_some() {
+            engine::clear_current();
+        }
         ok
     }
 
@@ -253,12 +283,11 @@ impl Handler {
     }
 
     pub fn validate_id(&mut self, id: Binary<u8>) -> bool {
-        let engine = self.engine.as_mut();
-        let result = match engine {
-            Some(e) => guarded(|| e.validate_id(&id)),
+        let result = match self.engine.as_ref() {
+            Some(e) => guarded(|| e.lock().validate_id(&id)),
             None => guarded(|| {
                 let store = engine::shared_store(&self.config)?;
-                Engine::new(store, Settings::default(), String::new()).validate_id(&id)
+                Engine::new(store, Settings::default(), origin()).validate_id(&id)
             }),
         };
         result.map_err(|e| warn(&e.to_string())).unwrap_or(false)
@@ -266,6 +295,8 @@ impl Handler {
 
     #[php(name = "create_sid")]
     pub fn create_sid(&mut self) -> PhpResult<String> {
+        // After a close in this request, a new id means session_regenerate_id().
+        engine::regenerating();
         // PHP's own generator (session.sid_length, sid_bits_per_character),
         // checked against the store for collisions.
         for _ in 0..3 {
@@ -282,5 +313,89 @@ impl Handler {
             }
         }
         Err(exception("could not create an unused session id"))
+    }
+
+    // Registry operations: camelCase methods as PHP classes name them
+    // (setUser, userSessions, ...), and the same under the functions'
+    // snake_case names (set_user, user_sessions, ...).
+
+    /// Ties this handler's active session to a user (call at login).
+    pub fn set_user(&mut self, userId: &Zval) -> PhpResult<()> {
+        let user = user_id(userId)?;
+        self.on_session(|e| e.set_user(&user))
+    }
+
+    /// The active session's own idle timeout in seconds; 0 = never.
+    pub fn set_timeout(&mut self, seconds: i64) -> PhpResult<()> {
+        self.on_session(|e| e.set_timeout(seconds))
+    }
+
+    /// That user's live sessions.
+    pub fn user_sessions(&mut self, userId: &Zval) -> PhpResult<ZBox<ZendHashTable>> {
+        let user = user_id(userId)?;
+        let list = self.admin(|e| e.user_sessions(&user, Self::maxlifetime()))?;
+        sessions_array(list)
+    }
+
+    /// Ends one session; false if it did not exist.
+    pub fn kill_session(&mut self, id: String) -> PhpResult<bool> {
+        self.admin(|e| e.kill_session(id.as_bytes()))
+    }
+
+    /// Ends all of a user's sessions except `keepId`; how many.
+    pub fn kill_user_sessions(&mut self, userId: &Zval, keepId: Option<String>) -> PhpResult<i64> {
+        let user = user_id(userId)?;
+        self.admin(|e| e.kill_user_sessions(&user, keepId.as_deref().map(str::as_bytes))).map(|n| n as i64)
+    }
+
+    /// Ends every session under this handler's prefix; -1: not counted.
+    pub fn kill_all_sessions(&mut self) -> PhpResult<i64> {
+        self.admin(|e| e.kill_all_sessions())
+    }
+
+    /// Who holds the lock of session `id`: null when unlocked.
+    pub fn lock_info(&mut self, id: String) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+        self.admin(|e| e.lock_holder(id.as_bytes()))?.map(lock_info_array).transpose()
+    }
+
+    /// This process's counters.
+    pub fn stats(&mut self) -> PhpResult<ZBox<ZendHashTable>> {
+        stats_array()
+    }
+
+    // The same operations under the functions' own names.
+    #[php(name = "set_user")]
+    pub fn set_user_snake(&mut self, userId: &Zval) -> PhpResult<()> {
+        self.set_user(userId)
+    }
+
+    #[php(name = "set_timeout")]
+    pub fn set_timeout_snake(&mut self, seconds: i64) -> PhpResult<()> {
+        self.set_timeout(seconds)
+    }
+
+    #[php(name = "user_sessions")]
+    pub fn user_sessions_snake(&mut self, userId: &Zval) -> PhpResult<ZBox<ZendHashTable>> {
+        self.user_sessions(userId)
+    }
+
+    #[php(name = "kill_session")]
+    pub fn kill_session_snake(&mut self, id: String) -> PhpResult<bool> {
+        self.kill_session(id)
+    }
+
+    #[php(name = "kill_user_sessions")]
+    pub fn kill_user_sessions_snake(&mut self, userId: &Zval, keepId: Option<String>) -> PhpResult<i64> {
+        self.kill_user_sessions(userId, keepId)
+    }
+
+    #[php(name = "kill_all_sessions")]
+    pub fn kill_all_sessions_snake(&mut self) -> PhpResult<i64> {
+        self.kill_all_sessions()
+    }
+
+    #[php(name = "lock_info")]
+    pub fn lock_info_snake(&mut self, id: String) -> PhpResult<Option<ZBox<ZendHashTable>>> {
+        self.lock_info(id)
     }
 }

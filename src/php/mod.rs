@@ -90,7 +90,7 @@ extern "C" fn minit(ty: i32, mod_num: i32) -> i32 {
 /// closed: frees any lock a request that died mid-callback left behind.
 extern "C" fn post_deactivate() -> i32 {
     let _ = catch_unwind(|| {
-        crate::engine::release_orphaned_locks();
+        crate::engine::end_request();
         handler::forget_current_store();
     });
     0
@@ -182,6 +182,18 @@ pub(crate) fn temp_dir() -> PathBuf {
 
 pub(crate) fn parse_save_path(save_path: &str) -> Result<StoreConfig, ConfigError> {
     StoreConfig::parse(save_path, &temp_dir())
+}
+
+/// Where this request comes from: its URI and REMOTE_ADDR.
+pub(crate) fn origin() -> crate::engine::Origin {
+    crate::engine::Origin { uri: request_uri(), ip: remote_addr() }
+}
+
+/// REMOTE_ADDR from $_SERVER; None on the command line.
+fn remote_addr() -> Option<String> {
+    let globals = ext_php_rs::zend::ProcessGlobals::get();
+    let server = globals.http_server_vars()?;
+    server.get("REMOTE_ADDR").and_then(|v| v.string()).filter(|s| !s.is_empty())
 }
 
 /// REQUEST_URI, or the script path on the command line.

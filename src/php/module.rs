@@ -9,8 +9,8 @@ use ext_php_rs::ffi::{zend_long, zend_string};
 use ext_php_rs::types::ZendStr;
 
 use super::ffi::{FAILURE, ModData, PsModule, SUCCESS, php_session_create_id};
-use super::{c_str, guarded, notice, parse_save_path, request_uri, settings_from_ini, warn};
-use crate::engine::{self, Engine};
+use super::{c_str, guarded, notice, origin, parse_save_path, settings_from_ini, warn};
+use crate::engine::{self, Engine, SharedEngine};
 use crate::error::EngineError;
 
 pub static PS_MODULE: PsModule = PsModule {
@@ -28,11 +28,11 @@ pub static PS_MODULE: PsModule = PsModule {
 
 /// # Safety
 /// `mod_data` comes from ext/session and is NULL or one of our boxed engines.
-unsafe fn engine_of<'a>(mod_data: ModData) -> Option<&'a mut Engine> {
+unsafe fn engine_of<'a>(mod_data: ModData) -> Option<&'a SharedEngine> {
     if mod_data.is_null() {
         return None;
     }
-    unsafe { (*mod_data).cast::<Engine>().as_mut() }
+    unsafe { (*mod_data).cast::<SharedEngine>().as_ref() }
 }
 
 /// # Safety
@@ -49,8 +49,9 @@ unsafe fn with_engine<T>(mod_data: ModData, f: impl FnOnce(&mut Engine) -> Resul
     let engine = unsafe { engine_of(mod_data) };
     let (result, notices, warnings) = match engine {
         None => (Err(EngineError::NotOpen), Vec::new(), Vec::new()),
-        Some(e) => {
-            let r = guarded(|| f(e));
+        Some(shared) => {
+            let mut e = shared.lock();
+            let r = guarded(|| f(&mut e));
             (r, e.take_notices(), e.take_warnings())
         }
     };
@@ -72,15 +73,19 @@ unsafe extern "C" fn ps_open(mod_data: ModData, save_path: *const c_char, _name:
     let opened = guarded(|| {
         let settings = settings_from_ini()?;
         let store = engine::shared_store(&parse_save_path(&save_path)?)?;
-        Ok(Engine::new(store, settings, request_uri()))
+        Ok(Engine::new(store, settings, origin()))
     });
     match opened {
         Ok(new) => {
             // session_reset() opens again with the old engine in place: keep
             // it (and the lock it holds), take the new settings.
             match unsafe { engine_of(mod_data) } {
-                Some(old) => old.settings = new.settings.clone(),
-                None => unsafe { *mod_data = Box::into_raw(Box::new(new)).cast::<c_void>() },
+                Some(old) => old.lock().settings = new.settings.clone(),
+                None => {
+                    let shared: SharedEngine = std::sync::Arc::new(parking_lot::Mutex::new(new));
+                    engine::set_current(&shared);
+                    unsafe { *mod_data = Box::into_raw(Box::new(shared)).cast::<c_void>() }
+                }
             }
             SUCCESS
         }
@@ -97,8 +102,9 @@ unsafe extern "C" fn ps_close(mod_data: ModData) -> c_int {
     }
     let result = unsafe { with_engine(mod_data, |e| e.close()) };
     // SAFETY: set by ps_open from Box::into_raw; cleared so it is freed once.
-    let engine = unsafe { Box::from_raw((*mod_data).cast::<Engine>()) };
+    let engine = unsafe { Box::from_raw((*mod_data).cast::<SharedEngine>()) };
     unsafe { *mod_data = std::ptr::null_mut() };
+    engine::clear_current();
     let _ = guarded(|| {
         drop(engine);
         Ok(())
@@ -155,16 +161,18 @@ unsafe extern "C" fn ps_gc(mod_data: ModData, maxlifetime: zend_long, nrdels: *m
 /// current save_path. Errors are returned, not reported.
 unsafe fn with_any_engine<T>(mod_data: ModData, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Result<T, EngineError> {
     match unsafe { engine_of(mod_data) } {
-        Some(e) => guarded(|| f(e)),
+        Some(e) => guarded(|| f(&mut e.lock())),
         None => guarded(|| {
             let save_path = super::ini_string("session.save_path").unwrap_or_default();
             let store = engine::shared_store(&parse_save_path(&save_path)?)?;
-            f(&mut Engine::new(store, settings_from_ini()?, request_uri()))
+            f(&mut Engine::new(store, settings_from_ini()?, origin()))
         }),
     }
 }
 
 unsafe extern "C" fn ps_create_sid(mod_data: ModData) -> *mut zend_string {
+    // After a close in this request, a new id means session_regenerate_id().
+    engine::regenerating();
     // PHP's generator honours session.sid_length and sid_bits_per_character;
     // we only make sure the id is not already in use.
     for _ in 0..3 {

@@ -11,6 +11,18 @@
 //!   files idle longer than the sessions, taking their lock first, and whoever
 //!   wins a lock on such an unlinked inode notices and opens the file anew.
 //!
+//! - Each session file is an envelope: metadata, then the data (see
+//!   `meta::envelope`). A file without one (written by PHP's `files`) reads
+//!   as data without metadata.
+//! - `users/<md5 of user>/<id>`: the per-user index, one empty file per
+//!   session, so listing a user's sessions reads only that directory.
+//!   Entries whose session is gone are dropped when listed and by gc.
+//! - `.generation`: `kill_all_sessions()` increments it; sessions created
+//!   under an older generation read as missing and are removed on sight.
+//! - A write over a session read earlier swaps the new file in with
+//!   `renameat2(RENAME_EXCHANGE)`, which fails if the session was removed
+//!   meanwhile (a kill): nothing is recreated.
+//!
 //! Waiting: a contended lock is awaited by a blocking `flock` on a helper
 //! thread, so the handoff happens the instant the holder releases (no
 //! polling); the request gives up when `lock_wait` runs out, and the helper
@@ -25,13 +37,20 @@ use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use super::{Holder, LockRequest, LockToken, Locked, Result, Save, SessionId, Store};
+use md5::{Digest, Md5};
+
+use super::{Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Result, Save, SessionId, Store, now_secs};
 use crate::error::StoreError;
+use crate::meta::envelope;
 
 const NAME: &str = "files";
 const DATA_PREFIX: &str = "sess_";
 const LOCK_SUFFIX: &str = ".lock";
 const TMP_PREFIX: &str = ".tmp_";
+const USERS_DIR: &str = "users";
+const GENERATION_FILE: &str = ".generation";
+/// Enough of a session file to hold its envelope header in most cases.
+const HEADER_PROBE: usize = 512;
 /// Temporary files older than this are leftovers of a crash; gc removes them.
 const TMP_MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -39,6 +58,9 @@ pub struct FilesStore {
     dir: PathBuf,
     /// Locks this process holds: the token handed out and the locked file.
     held: HashMap<SessionId, (LockToken, File)>,
+    /// The generation file's (inode, mtime ns) and value, read again only
+    /// when the file changes (one stat per request instead of a read).
+    generation: Option<((u64, i64), u64)>,
 }
 
 fn err(context: impl Into<String>, e: io::Error) -> StoreError {
@@ -62,7 +84,7 @@ impl FilesStore {
                 .map_err(|e| err(format!("cannot create save directory {}", dir.display()), e))?,
             Err(e) => return Err(err(format!("save path {}", dir.display()), e)),
         }
-        Ok(FilesStore { dir: dir.to_path_buf(), held: HashMap::new() })
+        Ok(FilesStore { dir: dir.to_path_buf(), held: HashMap::new(), generation: None })
     }
 
     fn data_path(&self, id: &SessionId) -> PathBuf {
@@ -106,53 +128,136 @@ impl FilesStore {
         }
     }
 
-    fn read_data(&self, id: &SessionId, ttl: Duration) -> Result<Option<Vec<u8>>> {
+    /// The site-wide generation (0 before any kill_all).
+    fn current_generation(&mut self) -> Result<u64> {
+        let path = self.dir.join(GENERATION_FILE);
+        let stamp = match fs::metadata(&path) {
+            Ok(m) => (m.ino(), m.mtime() * 1_000_000_000 + m.mtime_nsec()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(err(format!("stat {}", path.display()), e)),
+        };
+        if let Some((seen, value)) = self.generation {
+            if seen == stamp {
+                return Ok(value);
+            }
+        }
+        let text = fs::read_to_string(&path).map_err(|e| err(format!("cannot read {}", path.display()), e))?;
+        let value = text.trim().parse().map_err(|_| {
+            err(format!("{} holds {:?}, not a number", path.display(), text.trim()), io::ErrorKind::InvalidData.into())
+        })?;
+        self.generation = Some((stamp, value));
+        Ok(value)
+    }
+
+    /// Reads a session: its envelope, with the file's mtime as last access.
+    /// A session of an older generation is removed and reads as missing.
+    fn read_record(&mut self, id: &SessionId) -> Result<Option<Record>> {
         let path = self.data_path(id);
         let mut f = match File::open(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err(format!("cannot open {}", path.display()), e)),
         };
-        let meta = f.metadata().map_err(|e| err(format!("stat {}", path.display()), e))?;
-        if idle_longer_than(&meta, ttl) {
-            drop(f);
-            remove_if_exists(&path).map_err(|e| err(format!("cannot remove expired {}", path.display()), e))?;
+        let stat = f.metadata().map_err(|e| err(format!("stat {}", path.display()), e))?;
+        let mut item = Vec::with_capacity(stat.len() as usize);
+        f.read_to_end(&mut item).map_err(|e| err(format!("cannot read {}", path.display()), e))?;
+        let (meta, data) = envelope::decode(&item).map_err(|e| StoreError::corrupt(NAME, id, e))?;
+        let mut meta = meta.unwrap_or_else(|| foreign_meta(&stat));
+        meta.last_access = mtime_secs(&stat);
+        if meta.generation < self.current_generation()? {
+            self.remove_session(id, meta.user.as_deref())?;
             return Ok(None);
         }
-        let mut data = Vec::with_capacity(meta.len() as usize);
-        f.read_to_end(&mut data).map_err(|e| err(format!("cannot read {}", path.display()), e))?;
-        Ok(Some(data))
+        Ok(Some(Record { meta, data: data.to_vec() }))
     }
 
-    fn write_data(&self, id: &SessionId, data: &[u8]) -> Result<()> {
+    /// Reads only the metadata of a session file (gc, listings).
+    fn read_meta(&self, path: &Path) -> io::Result<Option<Meta>> {
+        let f = File::open(path)?;
+        let stat = f.metadata()?;
+        let mut head = vec![0u8; HEADER_PROBE];
+        let n = f.read_at(&mut head, 0)?;
+        head.truncate(n);
+        let meta = match envelope::header_len(&head) {
+            None => Some(foreign_meta(&stat)),
+            Some(len) => {
+                if len > head.len() {
+                    head.resize(len, 0);
+                    f.read_exact_at(&mut head, 0)?;
+                }
+                envelope::decode(&head).ok().and_then(|(m, _)| m)
+            }
+        };
+        Ok(meta.map(|mut m| {
+            m.last_access = mtime_secs(&stat);
+            m
+        }))
+    }
+
+    /// Writes a whole session: into a temporary file, then renamed (or, when
+    /// `replace_existing`, swapped) into place.
+    fn write_record(&self, id: &SessionId, meta: &Meta, data: &[u8], replace_existing: bool) -> Result<()> {
         let path = self.data_path(id);
         let tmp = self.dir.join(format!("{TMP_PREFIX}{id}_{:016x}", LockToken::random().0 as u64));
-        let result = (|| {
+        let item = envelope::encode(meta, data);
+        let written = (|| {
             let mut f = OpenOptions::new()
                 .write(true)
                 .create_new(true)
                 .mode(0o600)
                 .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
                 .open(&tmp)?;
-            f.write_all(data)?;
-            drop(f);
-            fs::rename(&tmp, &path)
+            f.write_all(&item)
         })();
-        result.map_err(|e| {
-            let _ = fs::remove_file(&tmp);
-            err(format!("cannot write {} (the previous data is kept)", path.display()), e)
-        })
+        let placed = written.and_then(|()| if replace_existing { exchange(&tmp, &path) } else { fs::rename(&tmp, &path) });
+        // After an exchange the old session sits at the temporary name.
+        let _ = fs::remove_file(&tmp);
+        match placed {
+            Ok(()) => Ok(()),
+            Err(e) if replace_existing && e.kind() == io::ErrorKind::NotFound => Err(StoreError::Killed),
+            Err(e) => Err(err(format!("cannot write {} (the previous data is kept)", path.display()), e)),
+        }
     }
 
-    fn touch_data(&self, id: &SessionId) -> Result<()> {
+    /// Records an access: the mtime is the last access.
+    fn touch_record(&self, id: &SessionId) -> Result<()> {
         let path = self.data_path(id);
         let f = match File::options().write(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
             Ok(f) => f,
-            // Nothing to refresh; the engine writes when there was no data.
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(StoreError::Killed),
             Err(e) => return Err(err(format!("cannot open {}", path.display()), e)),
         };
         f.set_modified(SystemTime::now()).map_err(|e| err(format!("cannot touch {}", path.display()), e))
+    }
+
+    fn user_dir(&self, user: &str) -> PathBuf {
+        self.dir.join(USERS_DIR).join(format!("{:x}", Md5::digest(user.as_bytes())))
+    }
+
+    fn index_add(&self, user: &str, id: &SessionId) -> Result<()> {
+        let dir = self.user_dir(user);
+        DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| {
+                OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(dir.join(id.as_str())).map(drop)
+            })
+            .map_err(|e| err(format!("cannot add to the user index {}", dir.display()), e))
+    }
+
+    fn index_remove(&self, user: &str, id: &SessionId) {
+        let _ = remove_if_exists(&self.user_dir(user).join(id.as_str()));
+    }
+
+    /// Removes a session's file and its index entry; whether it existed.
+    fn remove_session(&self, id: &SessionId, user: Option<&str>) -> Result<bool> {
+        let path = self.data_path(id);
+        let existed = remove_if_exists(&path).map_err(|e| err(format!("cannot remove {}", path.display()), e))?;
+        if let Some(u) = user {
+            self.index_remove(u, id);
+        }
+        Ok(existed)
     }
 
     /// Releases a held lock: closing the file frees the flock.
@@ -166,7 +271,7 @@ impl Store for FilesStore {
         NAME
     }
 
-    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest, ttl: Duration) -> Result<Locked> {
+    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest) -> Result<Locked> {
         if self.held.contains_key(id) {
             // Taken again by the same process (e.g. session_reset()): hand
             // out a new token, the flock is already ours.
@@ -182,8 +287,8 @@ impl Store for FilesStore {
         let _ = file.write_all_at(&holder, 0).and_then(|_| file.set_len(holder.len() as u64));
         let token = LockToken::random();
         self.held.insert(id.clone(), (token, file));
-        match self.read_data(id, ttl) {
-            Ok(data) => Ok(Locked::Acquired { token, data }),
+        match self.read_record(id) {
+            Ok(record) => Ok(Locked::Acquired { token, record }),
             Err(e) => {
                 self.release(id);
                 Err(e)
@@ -191,21 +296,35 @@ impl Store for FilesStore {
         }
     }
 
-    fn read(&mut self, id: &SessionId, ttl: Duration) -> Result<Option<Vec<u8>>> {
-        self.read_data(id, ttl)
+    fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
+        self.read_record(id)
     }
 
-    fn save(&mut self, id: &SessionId, what: Save<'_>, _ttl: Duration, lock: Option<(LockToken, bool)>) -> Result<()> {
-        if let Some((token, _)) = lock {
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()> {
+        if let Some((token, _)) = put.lock {
             if self.held.get(id).map(|(t, _)| *t) != Some(token) {
                 return Err(StoreError::LockLost);
             }
         }
-        let result = match what {
-            Save::Write(data) => self.write_data(id, data),
-            Save::Touch => self.touch_data(id),
+        let result = match put.what {
+            Save::Write(data) => {
+                let mut meta = put.meta.clone();
+                if !put.existed {
+                    meta.generation = self.current_generation()?;
+                }
+                self.write_record(id, &meta, data, put.existed)
+            }
+            Save::Touch => self.touch_record(id),
         };
-        if let Some((_, true)) = lock {
+        if let (Ok(()), Some(previous)) = (&result, put.user_changed) {
+            if let Some(old) = previous {
+                self.index_remove(old, id);
+            }
+            if let Some(new) = &put.meta.user {
+                self.index_add(new, id)?;
+            }
+        }
+        if let Some((_, true)) = put.lock {
             self.release(id);
         }
         result
@@ -219,43 +338,55 @@ impl Store for FilesStore {
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
-        let path = self.data_path(id);
-        remove_if_exists(&path).map_err(|e| err(format!("cannot remove {}", path.display()), e))
+        let user = self.read_meta(&self.data_path(id)).ok().flatten().and_then(|m| m.user);
+        self.remove_session(id, user.as_deref())
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool> {
         let path = self.data_path(id);
-        match fs::symlink_metadata(&path) {
+        match self.read_meta(&path) {
+            Ok(Some(m)) if m.generation < self.current_generation()? => Ok(false),
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
-            Err(e) => Err(err(format!("stat {}", path.display()), e)),
+            Err(e) => Err(err(format!("cannot read {}", path.display()), e)),
         }
     }
 
-    fn gc(&mut self, max_idle: Duration) -> Result<u64> {
+    fn gc(&mut self, default_timeout: u32) -> Result<u64> {
+        let generation = self.current_generation()?;
+        let lock_idle = Duration::from_secs(u64::from(default_timeout.max(1)));
         let entries = fs::read_dir(&self.dir).map_err(|e| err(format!("cannot list {}", self.dir.display()), e))?;
+        let now = now_secs();
         let mut removed = 0;
         for entry in entries.flatten() {
             let name = entry.file_name();
             let Some(name) = name.to_str() else { continue };
-            let Ok(meta) = entry.metadata() else { continue };
-            if !meta.is_file() {
+            let Ok(stat) = entry.metadata() else { continue };
+            if !stat.is_file() {
                 continue;
             }
             if name.starts_with(TMP_PREFIX) {
-                if idle_longer_than(&meta, TMP_MAX_AGE) {
+                if idle_longer_than(&stat, TMP_MAX_AGE) {
                     let _ = fs::remove_file(entry.path());
                 }
             } else if let Some(id) = name.strip_prefix(DATA_PREFIX) {
                 if let Some(id) = id.strip_suffix(LOCK_SUFFIX) {
-                    if idle_longer_than(&meta, max_idle) {
+                    if idle_longer_than(&stat, lock_idle) {
                         self.remove_stale_lock(id);
                     }
-                } else if idle_longer_than(&meta, max_idle) && remove_if_exists(&entry.path()).unwrap_or(false) {
-                    removed += 1;
+                } else if let Some(id) = SessionId::parse(id.as_bytes()) {
+                    // Unreadable metadata is kept: gc never destroys what it
+                    // cannot judge.
+                    let Ok(Some(meta)) = self.read_meta(&entry.path()) else { continue };
+                    if (meta.expired(now, default_timeout) || meta.generation < generation)
+                        && self.remove_session(&id, meta.user.as_deref()).unwrap_or(false)
+                    {
+                        removed += 1;
+                    }
                 }
             }
         }
+        self.prune_index();
         Ok(removed)
     }
 
@@ -272,16 +403,69 @@ impl Store for FilesStore {
         }
         let mut text = Vec::new();
         let _ = file.read_to_end(&mut text);
-        Ok(Some(serde_json::from_slice(&text).unwrap_or(Holder {
-            host: "?".into(),
-            pid: 0,
-            uri: "?".into(),
-            since_ms: 0,
-        })))
+        Ok(Some(serde_json::from_slice(&text).unwrap_or_else(|_| Holder::unknown())))
+    }
+
+    fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
+        let dir = self.user_dir(user);
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(err(format!("cannot list {}", dir.display()), e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries.flatten() {
+            let Some(id) = entry.file_name().to_str().and_then(|n| SessionId::parse(n.as_bytes())) else { continue };
+            match self.read_record(&id)? {
+                Some(r) if r.meta.user.as_deref() == Some(user) => out.push(Listed { id, meta: r.meta }),
+                _ => {
+                    let _ = fs::remove_file(entry.path());
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let mut killed = 0;
+        for l in self.user_sessions(user)? {
+            if Some(&l.id) != keep && self.remove_session(&l.id, Some(user))? {
+                killed += 1;
+            }
+        }
+        Ok(killed)
+    }
+
+    fn kill_all(&mut self) -> Result<i64> {
+        let next = self.current_generation()? + 1;
+        let path = self.dir.join(GENERATION_FILE);
+        let tmp = self.dir.join(format!("{TMP_PREFIX}generation_{:016x}", LockToken::random().0 as u64));
+        fs::write(&tmp, format!("{next}\n"))
+            .and_then(|()| fs::rename(&tmp, &path))
+            .map_err(|e| {
+                let _ = fs::remove_file(&tmp);
+                err(format!("cannot write {}", path.display()), e)
+            })?;
+        Ok(-1)
     }
 }
 
 impl FilesStore {
+    /// Drops index entries whose session is gone, and empty user directories.
+    fn prune_index(&self) {
+        let Ok(users) = fs::read_dir(self.dir.join(USERS_DIR)) else { return };
+        for user in users.flatten() {
+            let Ok(entries) = fs::read_dir(user.path()) else { continue };
+            for e in entries.flatten() {
+                let gone = e.file_name().to_str().and_then(|n| SessionId::parse(n.as_bytes())).is_none_or(|id| !self.data_path(&id).exists());
+                if gone {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+            let _ = fs::remove_dir(user.path()); // only succeeds when empty
+        }
+    }
+
     /// Removes an idle lock file. Only a file we can lock ourselves is
     /// removed, and it is unlinked while locked, so nobody holds it then.
     fn remove_stale_lock(&self, id: &str) {
@@ -340,6 +524,39 @@ fn same_file(file: &File, path: &Path) -> bool {
     }
 }
 
+fn mtime_secs(stat: &fs::Metadata) -> u64 {
+    stat.mtime().max(0) as u64
+}
+
+/// Metadata for a session file without any: PHP's `files` wrote it.
+fn foreign_meta(stat: &fs::Metadata) -> Meta {
+    let t = mtime_secs(stat);
+    Meta { created: t, last_access: t, ..Meta::default() }
+}
+
+/// Swaps `new` into `target` atomically; fails with NotFound if `target`
+/// does not exist (any more). On filesystems without RENAME_EXCHANGE, checks
+/// and renames (a kill landing between the two is then not noticed).
+fn exchange(new: &Path, target: &Path) -> io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| io::ErrorKind::InvalidInput);
+    let (a, b) = (c(new)?, c(target)?);
+    // SAFETY: two NUL-terminated paths, both relative to nothing (absolute
+    // or cwd-relative as given).
+    let rc = unsafe { libc::renameat2(libc::AT_FDCWD, a.as_ptr(), libc::AT_FDCWD, b.as_ptr(), libc::RENAME_EXCHANGE) };
+    if rc == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EINVAL | libc::ENOSYS | libc::EOPNOTSUPP) => {
+            fs::symlink_metadata(target)?;
+            fs::rename(new, target)
+        }
+        _ => Err(e),
+    }
+}
+
 fn idle_longer_than(meta: &fs::Metadata, limit: Duration) -> bool {
     meta.modified()
         .ok()
@@ -358,10 +575,12 @@ fn remove_if_exists(path: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::testing::{TTL, id, req};
+    use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req, write};
 
-
-
+    fn release_write(s: &mut FilesStore, sid: &SessionId, d: &[u8], token: LockToken, existed: bool) -> Result<()> {
+        let m = meta();
+        s.save(sid, &Put { existed, ..put(Save::Write(d), &m, TTL, Some((token, true))) })
+    }
 
     #[test]
     fn round_trip_binary_and_atomic() {
@@ -370,9 +589,9 @@ mod tests {
         let mode = fs::metadata(dir.path().join("new")).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o700);
         let a = id("abc");
-        let Locked::Acquired { token, data: None } = s.lock_and_read(&a, &req(0, 10_000), TTL).unwrap() else { panic!() };
-        s.save(&a, Save::Write(b"x\0y"), TTL, Some((token, true))).unwrap();
-        assert_eq!(s.read(&a, TTL).unwrap().as_deref(), Some(&b"x\0y"[..]));
+        let Locked::Acquired { token, record: None } = s.lock_and_read(&a, &req(0, 10_000)).unwrap() else { panic!() };
+        release_write(&mut s, &a, b"x\0y", token, false).unwrap();
+        assert_eq!(read_data(&mut s, &a).as_deref(), Some(&b"x\0y"[..]));
         let mode = fs::metadata(s.data_path(&a)).unwrap().mode() & 0o777;
         assert_eq!(mode, 0o600);
         // Released: no temp files left; the lock file stays, unlocked.
@@ -383,20 +602,32 @@ mod tests {
     }
 
     #[test]
+    fn data_written_by_php_files_reads_as_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FilesStore::open(dir.path()).unwrap();
+        fs::write(dir.path().join("sess_php"), b"a|i:1;").unwrap();
+        let r = s.read(&id("php")).unwrap().unwrap();
+        assert_eq!((r.data.as_slice(), r.meta.user), (&b"a|i:1;"[..], None));
+        fs::write(dir.path().join("sess_bad"), b"\0RS\x05\0\0\0\x01\xff").unwrap();
+        assert!(matches!(s.read(&id("bad")), Err(StoreError::Corrupt { .. })));
+        assert_eq!(s.gc(1).unwrap(), 0, "gc keeps what it cannot judge");
+    }
+
+    #[test]
     fn second_store_waits_and_times_out_naming_holder() {
         let dir = tempfile::tempdir().unwrap();
         let mut s1 = FilesStore::open(dir.path()).unwrap();
         let mut s2 = FilesStore::open(dir.path()).unwrap();
         let a = id("abc");
-        let Locked::Acquired { token, .. } = s1.lock_and_read(&a, &req(0, 10_000), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = s1.lock_and_read(&a, &req(0, 10_000)).unwrap() else { panic!() };
         let t = Instant::now();
-        let Locked::TimedOut { holder: Some(h) } = s2.lock_and_read(&a, &req(100, 10_000), TTL).unwrap() else { panic!() };
+        let Locked::TimedOut { holder: Some(h) } = s2.lock_and_read(&a, &req(100, 10_000)).unwrap() else { panic!() };
         assert!(t.elapsed() >= Duration::from_millis(100));
         assert_eq!(h.pid, 7);
         assert!(s2.lock_holder(&a).unwrap().is_some());
         s1.unlock(&a, token).unwrap();
         assert!(s2.lock_holder(&a).unwrap().is_none());
-        assert!(matches!(s2.lock_and_read(&a, &req(0, 10_000), TTL).unwrap(), Locked::Acquired { .. }));
+        assert!(matches!(s2.lock_and_read(&a, &req(0, 10_000)).unwrap(), Locked::Acquired { .. }));
     }
 
     #[test]
@@ -405,17 +636,16 @@ mod tests {
         let path = dir.path().to_path_buf();
         let mut s1 = FilesStore::open(&path).unwrap();
         let a = id("abc");
-        let Locked::Acquired { token, .. } = s1.lock_and_read(&a, &req(0, 10_000), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = s1.lock_and_read(&a, &req(0, 10_000)).unwrap() else { panic!() };
         let waiter = std::thread::spawn(move || {
             let mut s2 = FilesStore::open(&path).unwrap();
-            let a = id("abc");
-            match s2.lock_and_read(&a, &req(5000, 10_000), TTL).unwrap() {
-                Locked::Acquired { data, .. } => data,
+            match s2.lock_and_read(&id("abc"), &req(5000, 10_000)).unwrap() {
+                Locked::Acquired { record, .. } => data(record),
                 Locked::TimedOut { .. } => panic!("timed out"),
             }
         });
         std::thread::sleep(Duration::from_millis(50));
-        s1.save(&a, Save::Write(b"first"), TTL, Some((token, true))).unwrap();
+        release_write(&mut s1, &a, b"first", token, false).unwrap();
         assert_eq!(waiter.join().unwrap().as_deref(), Some(&b"first"[..]));
     }
 
@@ -424,34 +654,46 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = FilesStore::open(dir.path()).unwrap();
         let a = id("abc");
-        s.save(&a, Save::Write(b"keep"), TTL, None).unwrap();
-        let Locked::Acquired { token, .. } = s.lock_and_read(&a, &req(0, 10_000), TTL).unwrap() else { panic!() };
-        let e = s.save(&a, Save::Write(b"lost"), TTL, Some((LockToken(token.0 ^ 1), true)));
+        write(&mut s, &a, b"keep");
+        let Locked::Acquired { token, .. } = s.lock_and_read(&a, &req(0, 10_000)).unwrap() else { panic!() };
+        let e = release_write(&mut s, &a, b"lost", LockToken(token.0 ^ 1), true);
         assert!(matches!(e, Err(StoreError::LockLost)));
-        assert_eq!(s.read(&a, TTL).unwrap().as_deref(), Some(&b"keep"[..]));
+        assert_eq!(read_data(&mut s, &a).as_deref(), Some(&b"keep"[..]));
     }
 
     #[test]
-    fn gc_and_idle_expiry() {
+    fn gc_follows_each_sessions_own_timeout() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = FilesStore::open(dir.path()).unwrap();
-        let (old, new) = (id("old"), id("new"));
-        s.save(&old, Save::Write(b"1"), TTL, None).unwrap();
-        s.save(&new, Save::Write(b"2"), TTL, None).unwrap();
+        let (old, new, never) = (id("old"), id("new"), id("never"));
+        write(&mut s, &old, b"1");
+        write(&mut s, &new, b"2");
+        let m = Meta { timeout: 0, timeout_set: true, ..meta() };
+        s.save(&never, &put(Save::Write(b"3"), &m, TTL, None)).unwrap();
         let past = SystemTime::now() - Duration::from_secs(100);
-        File::options().write(true).open(s.data_path(&old)).unwrap().set_modified(past).unwrap();
-        // Read with a long idle timeout: this read must not expire it yet.
-        let long = Duration::from_secs(1000);
-        let Locked::Acquired { token, .. } = s.lock_and_read(&old, &req(0, 10_000), long).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = s.lock_and_read(&old, &req(0, 10_000)).unwrap() else { panic!() };
         s.unlock(&old, token).unwrap();
-        File::options().write(true).open(s.lock_path(&old)).unwrap().set_modified(past).unwrap();
-        File::options().write(true).open(s.data_path(&old)).unwrap().set_modified(past).unwrap();
-        assert_eq!(s.gc(Duration::from_secs(50)).unwrap(), 1);
+        for p in [s.lock_path(&old), s.data_path(&old), s.data_path(&never)] {
+            File::options().write(true).open(p).unwrap().set_modified(past).unwrap();
+        }
+        assert_eq!(s.gc(50).unwrap(), 1);
         assert!(!s.exists(&old).unwrap());
         assert!(!s.lock_path(&old).exists(), "an idle, unheld lock file is removed");
         assert!(s.exists(&new).unwrap());
-        File::options().write(true).open(s.data_path(&new)).unwrap().set_modified(past).unwrap();
-        assert_eq!(s.read(&new, Duration::from_secs(50)).unwrap(), None);
-        assert!(!s.exists(&new).unwrap());
+        assert!(s.exists(&never).unwrap(), "timeout 0 survives gc");
+        assert_eq!(s.read(&never).unwrap().unwrap().meta.last_access, mtime_secs(&fs::metadata(s.data_path(&never)).unwrap()));
+    }
+
+    #[test]
+    fn registry() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        registry_contract(&|| Box::new(FilesStore::open(&path).unwrap()));
+        // gc drops index entries of sessions removed behind its back.
+        let mut s = FilesStore::open(&path).unwrap();
+        crate::store::testing::write_for(&mut s, &id("x1"), "erin", b"");
+        fs::remove_file(s.data_path(&id("x1"))).unwrap();
+        s.gc(1000).unwrap();
+        assert!(!s.user_dir("erin").exists());
     }
 }

@@ -23,6 +23,17 @@
 //! dead holder's lock expires within the lease (rounded up to whole seconds,
 //! plus one for memcached's one-second clock).
 //!
+//! Sessions: `<prefix><id>:d` holds an envelope of metadata and data (see
+//! `meta::envelope`); its client flags hold the TTL it was given, so the
+//! remaining TTL (`t`) tells the last access without rewriting the item on
+//! a lazy write. `<prefix>gen` (on every server) is the generation that
+//! `kill_all_sessions()` increments; it is read in the same pipeline as the
+//! session, and a session of an older generation reads as missing.
+//! `<prefix>u:<md5 of user>` lists a user's session ids, one per line,
+//! updated by compare-and-swap when a session's user changes and pruned
+//! when listed. (memcached may evict any item, an index too: the registry
+//! on memcached is as durable as memcached is.)
+//!
 //! A server that does not answer within the timeout is skipped for a few
 //! seconds with a warning: its sessions read as missing, new ones go to the
 //! next server on the ring; requests never hang on it.
@@ -35,9 +46,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use md5::{Digest, Md5};
 
 use super::lease::LeaseKeeper;
-use super::{Holder, LockRequest, LockToken, Locked, Result, Save, SessionId, Store};
+use super::{
+    Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
+    now_secs,
+};
 use crate::config::MemcachedConfig;
 use crate::error::StoreError;
+use crate::meta::envelope;
 
 const NAME: &str = "memcached";
 /// How long a server that failed is left out of the ring.
@@ -119,9 +134,16 @@ pub struct MemcachedStore {
     timeout: Duration,
     max_item_size: usize,
     held: HashMap<SessionId, Held>,
+    /// The generation each server had when last read, and when: stamped on
+    /// sessions created there.
+    generations: HashMap<usize, (u64, Instant)>,
     warnings: Vec<String>,
     renewer: Option<LeaseKeeper>,
 }
+
+/// How many times an index update is retried when another writer got in
+/// between (compare-and-swap).
+const INDEX_RETRIES: usize = 8;
 
 /// A reply line split into its code and flags (`VA 3 c5 t10` → "VA", ["3","c5","t10"]).
 struct Reply {
@@ -162,7 +184,11 @@ fn read_reply(r: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
     Ok(Reply { code, args, value })
 }
 
+/// A TTL as memcached takes it; zero means never expire.
 fn ttl_arg(ttl: Duration) -> u64 {
+    if ttl.is_zero() {
+        return 0;
+    }
     let secs = ttl.as_millis().div_ceil(1000) as u64;
     if secs > RELATIVE_TTL_MAX {
         SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) + secs
@@ -174,7 +200,16 @@ fn ttl_arg(ttl: Duration) -> u64 {
 /// A lock's TTL: memcached's clock ticks in whole seconds, so an item given
 /// T1 can expire at once; one more second keeps a renewed lease continuous.
 fn lease_arg(lease: Duration) -> u64 {
-    ttl_arg(lease) + 1
+    ttl_arg(lease.max(Duration::from_millis(1))) + 1
+}
+
+/// The commands that read a session and its server's generation.
+fn read_commands(data_key: &str, prefix: &str) -> String {
+    format!("mg {data_key} v c f t\r\nmg {prefix}gen v\r\n")
+}
+
+fn number(r: &Reply) -> u64 {
+    r.value.as_deref().and_then(|v| std::str::from_utf8(v).ok()).and_then(|t| t.trim().parse().ok()).unwrap_or(0)
 }
 
 impl MemcachedStore {
@@ -188,6 +223,7 @@ impl MemcachedStore {
             timeout: config.net.timeout,
             max_item_size: config.max_item_size,
             held: HashMap::new(),
+            generations: HashMap::new(),
             warnings: Vec::new(),
             renewer: None,
         })
@@ -336,9 +372,101 @@ fn toucher(timeout: Duration) -> impl FnMut(&str, &str, Duration) + Send {
     }
 }
 
-fn holder_of(value: &[u8]) -> Option<Holder> {
-    let text = std::str::from_utf8(value).ok()?;
-    serde_json::from_str(text.split_once('|')?.1).ok()
+impl MemcachedStore {
+    /// Turns a session item and its server's generation into a record. A
+    /// session of an older generation is deleted and reads as missing.
+    fn record_of(&mut self, id: &SessionId, s: usize, item: &Reply, generation: &Reply) -> Result<Option<Record>> {
+        let generation = number(generation);
+        self.generations.insert(s, (generation, Instant::now()));
+        let Some(value) = item.value.as_deref() else { return Ok(None) };
+        let (meta, data) = envelope::decode(value).map_err(|e| StoreError::corrupt(NAME, id, e))?;
+        let mut meta = meta.unwrap_or_default();
+        if meta.generation < generation {
+            let key = self.key(id, "d");
+            self.exchange(s, format!("md {key}\r\n").as_bytes(), 1)?;
+            if let Some(u) = &meta.user {
+                let _ = self.index_update(u, |ids| ids.retain(|i| i != id.as_str()));
+            }
+            return Ok(None);
+        }
+        // The item's TTL restarts at every write and touch: what has run
+        // of it is the idle time.
+        if let (Some(given), Some(left)) = (item.flag('f').filter(|f| *f > 0), item.args.iter().find_map(|a| a.strip_prefix('t'))) {
+            if let Ok(left) = left.parse::<i64>() {
+                if left >= 0 {
+                    meta.last_access = now_secs().saturating_sub(given.saturating_sub(left as u64));
+                }
+            }
+        }
+        Ok(Some(Record { meta, data: data.to_vec() }))
+    }
+
+    /// The generation of the session's server, as read within the last
+    /// second (normally by this request's own read), else asked anew.
+    fn generation_for(&mut self, id: &SessionId) -> Result<u64> {
+        let s = self.server_for(id)?;
+        if let Some((g, at)) = self.generations.get(&s) {
+            if at.elapsed() < Duration::from_secs(1) {
+                return Ok(*g);
+            }
+        }
+        let key = format!("{}gen", self.prefix);
+        let (s, r) = self.on_session(id, |_| (format!("mg {key} v\r\n").into_bytes(), 1))?;
+        let g = number(&r[0]);
+        self.generations.insert(s, (g, Instant::now()));
+        Ok(g)
+    }
+
+    fn index_key(&self, user: &str) -> String {
+        format!("{}u:{:x}", self.prefix, Md5::digest(user.as_bytes()))
+    }
+
+    /// Changes a user's index with `change` by compare-and-swap; an empty
+    /// index is deleted. Returns the ids as they were.
+    fn index_update(&mut self, user: &str, change: impl Fn(&mut Vec<String>)) -> Result<Vec<String>> {
+        let key = self.index_key(user);
+        for _ in 0..INDEX_RETRIES {
+            let (s, r) = self.on_key(&key, |_| (format!("mg {key} v c\r\n").into_bytes(), 1))?;
+            let before: Vec<String> = r[0]
+                .value
+                .as_deref()
+                .map(|v| String::from_utf8_lossy(v).lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
+                .unwrap_or_default();
+            let mut after = before.clone();
+            change(&mut after);
+            after.sort();
+            after.dedup();
+            if after == before {
+                return Ok(before);
+            }
+            let cas = r[0].value.as_ref().and(r[0].flag('c'));
+            let request = if after.is_empty() {
+                match cas {
+                    Some(c) => format!("md {key} C{c}\r\n").into_bytes(),
+                    None => return Ok(before),
+                }
+            } else {
+                let body = after.join("\n");
+                let mode = cas.map_or(" ME".to_string(), |c| format!(" C{c}"));
+                let mut req = format!("ms {key} {} T0{mode}\r\n", body.len()).into_bytes();
+                req.extend_from_slice(body.as_bytes());
+                req.extend_from_slice(b"\r\n");
+                req
+            };
+            let reply = self.exchange(s, &request, 1)?;
+            if matches!(reply[0].code.as_str(), "HD" | "NF") {
+                return Ok(before);
+            }
+        }
+        Err(err(format!("the session index of a user kept changing under {INDEX_RETRIES} tries; try again")))
+    }
+
+    /// Runs a pipeline on the server that owns `key` (not a session key).
+    fn on_key(&mut self, key: &str, build: impl Fn(&Self) -> (Vec<u8>, usize)) -> Result<(usize, Vec<Reply>)> {
+        // Placement by the key itself, as for sessions.
+        let pseudo = SessionId::parse(format!("{:x}", Md5::digest(key.as_bytes())).as_bytes()).expect("hex is a valid id");
+        self.on_session(&pseudo, build)
+    }
 }
 
 impl Store for MemcachedStore {
@@ -346,30 +474,43 @@ impl Store for MemcachedStore {
         NAME
     }
 
-    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest, _ttl: Duration) -> Result<Locked> {
+    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest) -> Result<Locked> {
         let token = LockToken::random();
-        let value = format!("{}|{}", token.hex(), serde_json::to_string(&req.holder).unwrap_or_default());
+        let value = lock_value(&token, &req.holder);
         let (lock_key, data_key) = (self.key(id, "l"), self.key(id, "d"));
         let lease = lease_arg(req.ttl);
         let deadline = Instant::now() + req.wait;
         let mut backoff = Duration::from_micros(500);
         loop {
-            let (s, replies) = self.on_session(id, |_| {
+            let (s, replies) = self.on_session(id, |me| {
                 let mut r = format!("ms {lock_key} {} T{lease} ME c\r\n", value.len()).into_bytes();
                 r.extend_from_slice(value.as_bytes());
-                r.extend_from_slice(format!("\r\nmg {data_key} v c\r\n").as_bytes());
-                (r, 2)
+                r.extend_from_slice(b"\r\n");
+                r.extend_from_slice(read_commands(&data_key, &me.prefix).as_bytes());
+                (r, 3)
             })?;
-            let (lock, data) = (&replies[0], &replies[1]);
-            if lock.code == "HD" {
-                let data_cas = data.value.as_ref().and(data.flag('c'));
-                self.held.insert(id.clone(), Held { token, server: s, lock_cas: lock.flag('c').unwrap_or(0), data_cas });
+            if replies[0].code == "HD" {
+                let data_cas = replies[1].value.as_ref().and(replies[1].flag('c'));
+                self.held.insert(id.clone(), Held { token, server: s, lock_cas: replies[0].flag('c').unwrap_or(0), data_cas });
                 self.keep_alive(s, lock_key.clone(), Some(req.ttl));
-                return Ok(Locked::Acquired { token, data: data.value.clone() });
+                return match self.record_of(id, s, &replies[1], &replies[2]) {
+                    Ok(record) => {
+                        if record.is_none() {
+                            if let Some(h) = self.held.get_mut(id) {
+                                h.data_cas = None;
+                            }
+                        }
+                        Ok(Locked::Acquired { token, record })
+                    }
+                    Err(e) => {
+                        let _ = self.unlock(id, token);
+                        Err(e)
+                    }
+                };
             }
             if Instant::now() >= deadline {
                 let (_, r) = self.on_session(id, |_| (format!("mg {lock_key} v\r\n").into_bytes(), 1))?;
-                return Ok(Locked::TimedOut { holder: r[0].value.as_deref().and_then(holder_of) });
+                return Ok(Locked::TimedOut { holder: r[0].value.as_deref().map(holder_of) });
             }
             // Jittered exponential backoff, capped small so a handoff is quick.
             let jitter = Duration::from_micros(u64::from(LockToken::random().0 as u16) % 500);
@@ -379,23 +520,32 @@ impl Store for MemcachedStore {
         }
     }
 
-    fn read(&mut self, id: &SessionId, _ttl: Duration) -> Result<Option<Vec<u8>>> {
+    fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
         let key = self.key(id, "d");
-        let (_, r) = self.on_session(id, |_| (format!("mg {key} v\r\n").into_bytes(), 1))?;
-        Ok(r.into_iter().next().and_then(|r| r.value))
+        let (s, r) = self.on_session(id, |me| (read_commands(&key, &me.prefix).into_bytes(), 2))?;
+        self.record_of(id, s, &r[0], &r[1])
     }
 
-    fn save(&mut self, id: &SessionId, what: Save<'_>, ttl: Duration, lock: Option<(LockToken, bool)>) -> Result<()> {
-        if let Save::Write(data) = what {
-            let limit = self.max_item_size.saturating_sub(ITEM_OVERHEAD);
-            if data.len() > limit {
-                if let Some((token, true)) = lock {
-                    let _ = self.unlock(id, token);
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()> {
+        let item = match put.what {
+            Save::Write(data) => {
+                let mut meta = put.meta.clone();
+                if !put.existed {
+                    meta.generation = self.generation_for(id)?;
                 }
-                return Err(StoreError::TooLarge { size: data.len(), limit });
+                let item = envelope::encode(&meta, data);
+                let limit = self.max_item_size.saturating_sub(ITEM_OVERHEAD);
+                if item.len() > limit {
+                    if let Some((token, true)) = put.lock {
+                        let _ = self.unlock(id, token);
+                    }
+                    return Err(StoreError::TooLarge { size: data.len(), limit });
+                }
+                Some(item)
             }
-        }
-        let held = match lock {
+            Save::Touch => None,
+        };
+        let held = match put.lock {
             Some((token, release)) => match self.held.get(id) {
                 Some(h) if h.token == token => Some((h.lock_cas, h.data_cas, release)),
                 _ => return Err(StoreError::LockLost),
@@ -403,23 +553,24 @@ impl Store for MemcachedStore {
             None => None,
         };
         let (lock_key, data_key) = (self.key(id, "l"), self.key(id, "d"));
-        let ttl = ttl_arg(ttl);
+        let ttl = ttl_arg(put.ttl);
         let (_, replies) = self.on_session(id, |_| {
-            let mut r = match what {
-                Save::Write(data) => {
-                    // Under a lock: only over the data we read (CAS), or as
-                    // new data if there was none: never over someone else's.
+            let mut r = match &item {
+                Some(item) => {
+                    // Under a lock: only over the session we read (CAS), or
+                    // as a new one if there was none: never over someone
+                    // else's, never bringing back a killed one.
                     let mode = match held {
                         Some((_, Some(cas), _)) => format!(" C{cas}"),
                         Some((_, None, _)) => " ME".to_string(),
                         None => String::new(),
                     };
-                    let mut r = format!("ms {data_key} {} T{ttl}{mode} c\r\n", data.len()).into_bytes();
-                    r.extend_from_slice(data);
+                    let mut r = format!("ms {data_key} {} T{ttl} F{ttl}{mode} c\r\n", item.len()).into_bytes();
+                    r.extend_from_slice(item);
                     r.extend_from_slice(b"\r\n");
                     r
                 }
-                Save::Touch => format!("mg {data_key} T{ttl}\r\n").into_bytes(),
+                None => format!("mg {data_key} T{ttl}\r\n").into_bytes(),
             };
             let mut n = 1;
             if let Some((lock_cas, _, true)) = held {
@@ -435,17 +586,28 @@ impl Store for MemcachedStore {
             self.keep_alive(s, lock_key, None);
         }
         let stored = &replies[0];
-        match (what, stored.code.as_str()) {
-            (Save::Write(_), "HD") => {
+        match (&item, stored.code.as_str()) {
+            (Some(_), "HD") => {
                 if let Some(h) = self.held.get_mut(id) {
                     h.data_cas = stored.flag('c');
                 }
-                Ok(())
             }
-            (Save::Write(_), "EX" | "NS" | "NF") => Err(StoreError::LockLost),
-            (Save::Touch, "HD" | "EN") => Ok(()),
-            (_, code) => Err(err(format!("unexpected reply {code:?} to a write"))),
+            (Some(_), "NF") if put.existed => return Err(StoreError::Killed),
+            (Some(_), "EX" | "NS" | "NF") => return Err(StoreError::LockLost),
+            (None, "HD") => {}
+            (None, "EN") if put.existed => return Err(StoreError::Killed),
+            (None, "EN") => {}
+            (_, code) => return Err(err(format!("unexpected reply {code:?} to a write"))),
         }
+        if let Some(previous) = put.user_changed {
+            if let Some(old) = previous {
+                self.index_update(old, |ids| ids.retain(|i| i != id.as_str()))?;
+            }
+            if let Some(new) = &put.meta.user {
+                self.index_update(new, |ids| ids.push(id.to_string()))?;
+            }
+        }
+        Ok(())
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
@@ -459,32 +621,86 @@ impl Store for MemcachedStore {
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
+        let record = self.read(id)?;
         let key = self.key(id, "d");
         let (_, r) = self.on_session(id, |_| (format!("md {key}\r\n").into_bytes(), 1))?;
         if let Some(h) = self.held.get_mut(id) {
             h.data_cas = None;
         }
-        Ok(r[0].code == "HD")
+        if let Some(u) = record.as_ref().and_then(|r| r.meta.user.as_deref()) {
+            self.index_update(u, |ids| ids.retain(|i| i != id.as_str()))?;
+        }
+        Ok(record.is_some() && r[0].code == "HD")
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool> {
-        let key = self.key(id, "d");
-        let (_, r) = self.on_session(id, |_| (format!("mg {key}\r\n").into_bytes(), 1))?;
-        Ok(r[0].code == "HD")
+        Ok(self.read(id)?.is_some())
     }
 
-    /// memcached expires idle sessions itself (the idle timeout is each
-    /// item's TTL), so gc finds nothing to remove.
-    fn gc(&mut self, _max_idle: Duration) -> Result<u64> {
+    /// memcached expires idle sessions itself (each item's TTL is its idle
+    /// timeout; timeout 0 none), so gc finds nothing to remove.
+    fn gc(&mut self, _default_timeout: u32) -> Result<u64> {
         Ok(0)
     }
 
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>> {
         let key = self.key(id, "l");
         let (_, r) = self.on_session(id, |_| (format!("mg {key} v\r\n").into_bytes(), 1))?;
-        Ok(r[0].value.as_ref().map(|v| {
-            holder_of(v).unwrap_or(Holder { host: "?".into(), pid: 0, uri: "?".into(), since_ms: 0 })
-        }))
+        Ok(r[0].value.as_deref().map(holder_of))
+    }
+
+    fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
+        let ids = self.index_update(user, |_| {})?;
+        let mut out = Vec::with_capacity(ids.len());
+        let mut gone = Vec::new();
+        for raw in ids {
+            let Some(id) = SessionId::parse(raw.as_bytes()) else {
+                gone.push(raw);
+                continue;
+            };
+            match self.read(&id)? {
+                Some(r) if r.meta.user.as_deref() == Some(user) => out.push(Listed { id, meta: r.meta }),
+                _ => gone.push(raw),
+            }
+        }
+        if !gone.is_empty() {
+            self.index_update(user, |ids| ids.retain(|i| !gone.contains(i)))?;
+        }
+        Ok(out)
+    }
+
+    fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let mut killed = 0;
+        for l in self.user_sessions(user)? {
+            if Some(&l.id) != keep {
+                let key = self.key(&l.id, "d");
+                let (_, r) = self.on_session(&l.id, |_| (format!("md {key}\r\n").into_bytes(), 1))?;
+                killed += u64::from(r[0].code == "HD");
+            }
+        }
+        let keep = keep.map(|k| k.to_string());
+        self.index_update(user, |ids| ids.retain(|i| Some(i) == keep.as_ref()))?;
+        Ok(killed)
+    }
+
+    /// Increments the generation on every server (created at 1 where
+    /// missing). A server that cannot be reached keeps its sessions: that is
+    /// an error, after the others were done.
+    fn kill_all(&mut self) -> Result<i64> {
+        let key = format!("{}gen", self.prefix);
+        let mut failed = Vec::new();
+        for s in 0..self.servers.len() {
+            match self.exchange(s, format!("ma {key} N0 J1 v\r\n").as_bytes(), 1) {
+                Ok(r) => {
+                    self.generations.insert(s, (number(&r[0]), Instant::now()));
+                }
+                Err(e) => failed.push(e.to_string()),
+            }
+        }
+        if !failed.is_empty() {
+            return Err(err(format!("kill_all: sessions on unreachable servers were not ended: {}", failed.join("; "))));
+        }
+        Ok(-1)
     }
 
     fn take_warnings(&mut self) -> Vec<String> {
@@ -496,7 +712,7 @@ impl Store for MemcachedStore {
 mod tests {
     use super::*;
     use crate::config::StoreConfig;
-    use crate::store::testing::{TTL, id, req};
+    use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req};
     use std::path::Path;
 
     fn store_at(urls: &str, prefix: &str) -> MemcachedStore {
@@ -539,17 +755,17 @@ mod tests {
     fn lock_write_release_and_holder() {
         let (mut a, mut b) = (store("lwr"), store("lwr"));
         let s = id("abc");
-        let Locked::Acquired { token, data: None } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, record: None } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         assert_eq!(b.lock_holder(&s).unwrap().unwrap().pid, 7);
         let t = Instant::now();
-        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000), TTL).unwrap() else { panic!() };
+        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000)).unwrap() else { panic!() };
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert_eq!(h.uri, "/t");
-        a.save(&s, Save::Write(b"x\0y"), TTL, Some((token, true))).unwrap();
+        a.save(&s, &put(Save::Write(b"x\0y"), &meta(), TTL, Some((token, true)))).unwrap();
         assert!(b.lock_holder(&s).unwrap().is_none());
-        let Locked::Acquired { token, data } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
-        assert_eq!(data.as_deref(), Some(&b"x\0y"[..]));
-        b.save(&s, Save::Touch, TTL, Some((token, true))).unwrap();
+        let Locked::Acquired { token, record } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        assert_eq!(data(record).as_deref(), Some(&b"x\0y"[..]));
+        b.save(&s, &put(Save::Touch, &meta(), TTL, Some((token, true)))).unwrap();
         assert!(b.destroy(&s).unwrap());
         assert!(!b.exists(&s).unwrap());
     }
@@ -558,16 +774,16 @@ mod tests {
     fn a_lost_lock_never_overwrites_the_next_holders_data() {
         let (mut a, mut b) = (store("lost"), store("lost"));
         let s = id("abc");
-        b.save(&s, Save::Write(b"before"), TTL, None).unwrap();
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        b.save(&s, &put(Save::Write(b"before"), &meta(), TTL, None)).unwrap();
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         // The lease ran out and another request took over and wrote.
         let lock_key = a.key(&s, "l");
         let srv = a.server_for(&s).unwrap();
         a.exchange(srv, format!("md {lock_key}\r\n").as_bytes(), 1).unwrap();
-        let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
-        b.save(&s, Save::Write(b"theirs"), TTL, Some((t2, false))).unwrap();
-        assert!(matches!(a.save(&s, Save::Write(b"mine"), TTL, Some((token, true))), Err(StoreError::LockLost)));
-        assert_eq!(b.read(&s, TTL).unwrap().as_deref(), Some(&b"theirs"[..]));
+        let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        b.save(&s, &put(Save::Write(b"theirs"), &meta(), TTL, Some((t2, false)))).unwrap();
+        assert!(matches!(a.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, Some((token, true)))), Err(StoreError::LockLost)));
+        assert_eq!(read_data(&mut b, &s).as_deref(), Some(&b"theirs"[..]));
         assert!(b.lock_holder(&s).unwrap().is_some(), "the loser must not release the winner's lock");
         b.unlock(&s, t2).unwrap();
         assert!(b.lock_holder(&s).unwrap().is_none());
@@ -577,21 +793,21 @@ mod tests {
     fn the_lease_is_renewed_while_the_holder_lives() {
         let (mut a, mut b) = (store("lease"), store("lease"));
         let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 1000), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 1000)).unwrap() else { panic!() };
         std::thread::sleep(Duration::from_millis(2500));
-        assert!(matches!(b.lock_and_read(&s, &req(0, 1000), TTL).unwrap(), Locked::TimedOut { .. }));
+        assert!(matches!(b.lock_and_read(&s, &req(0, 1000)).unwrap(), Locked::TimedOut { .. }));
         a.unlock(&s, token).unwrap();
-        assert!(matches!(b.lock_and_read(&s, &req(0, 1000), TTL).unwrap(), Locked::Acquired { .. }));
+        assert!(matches!(b.lock_and_read(&s, &req(0, 1000)).unwrap(), Locked::Acquired { .. }));
     }
 
     #[test]
     fn oversized_data_is_refused_and_the_old_data_kept() {
         let mut a = store("big");
         let s = id("abc");
-        a.save(&s, Save::Write(b"small"), TTL, None).unwrap();
+        a.save(&s, &put(Save::Write(b"small"), &meta(), TTL, None)).unwrap();
         let big = vec![b'x'; 2 * 1024 * 1024];
-        assert!(matches!(a.save(&s, Save::Write(&big), TTL, None), Err(StoreError::TooLarge { .. })));
-        assert_eq!(a.read(&s, TTL).unwrap().as_deref(), Some(&b"small"[..]));
+        assert!(matches!(a.save(&s, &put(Save::Write(&big), &meta(), TTL, None)), Err(StoreError::TooLarge { .. })));
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"small"[..]));
     }
 
     #[test]
@@ -602,8 +818,8 @@ mod tests {
         let t = Instant::now();
         for i in 0..20 {
             let s = id(&format!("sess{i}"));
-            m.save(&s, Save::Write(b"v"), TTL, None).unwrap();
-            assert_eq!(m.read(&s, TTL).unwrap().as_deref(), Some(&b"v"[..]));
+            m.save(&s, &put(Save::Write(b"v"), &meta(), TTL, None)).unwrap();
+            assert_eq!(read_data(&mut m, &s).as_deref(), Some(&b"v"[..]));
         }
         assert!(t.elapsed() < Duration::from_secs(3));
         let w = m.take_warnings();
@@ -615,8 +831,8 @@ mod tests {
     fn long_ids_fit_memcached_keys() {
         let mut a = store("long");
         let s = id(&"a".repeat(256));
-        a.save(&s, Save::Write(b"v"), TTL, None).unwrap();
-        assert_eq!(a.read(&s, TTL).unwrap().as_deref(), Some(&b"v"[..]));
+        a.save(&s, &put(Save::Write(b"v"), &meta(), TTL, None)).unwrap();
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"v"[..]));
         assert!(a.key(&s, "d").len() <= MAX_KEY);
     }
 
@@ -624,5 +840,20 @@ mod tests {
     fn ttls_past_thirty_days_become_absolute() {
         assert_eq!(ttl_arg(Duration::from_millis(1500)), 2);
         assert!(ttl_arg(Duration::from_secs(40 * 24 * 3600)) > 1_700_000_000);
+    }
+
+    #[test]
+    fn registry() {
+        registry_contract(&|| Box::new(store("registry")));
+    }
+
+    #[test]
+    fn last_access_comes_from_the_remaining_ttl() {
+        let mut a = store("access");
+        let s = id("abc");
+        let old = crate::meta::Meta { last_access: now_secs() - 500, ..meta() };
+        a.save(&s, &put(Save::Write(b"x"), &old, Duration::from_secs(1000), None)).unwrap();
+        let seen = a.read(&s).unwrap().unwrap().meta.last_access;
+        assert!(seen + 3 >= now_secs(), "{seen}");
     }
 }

@@ -1,22 +1,57 @@
 //! An in-process store for the engine's unit tests. Not a stand-in for any
 //! real store's tests, and never selectable from a save_path.
 
-use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
 
-use super::{Holder, LockRequest, LockToken, Locked, Result, Save, SessionId, Store};
+use parking_lot::Mutex;
+
+use super::{Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Result, Save, SessionId, Store, now_secs};
 use crate::error::StoreError;
 
 #[derive(Default)]
-pub struct MemoryStore {
-    data: HashMap<SessionId, (Vec<u8>, Instant)>,
+struct State {
+    sessions: HashMap<SessionId, Record>,
     locks: HashMap<SessionId, (LockToken, Holder)>,
+    users: HashMap<String, BTreeSet<SessionId>>,
+    generation: u64,
+}
+
+/// Handles made by `clone` share one store, as two processes share a server.
+#[derive(Default, Clone)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
 }
 
 impl MemoryStore {
+    /// Makes a session look idle for `secs` more seconds.
+    pub fn age(&self, id: &SessionId, secs: u64) {
+        if let Some(r) = self.state.lock().sessions.get_mut(id) {
+            r.meta.last_access -= secs;
+        }
+    }
+
     /// Lets a test play another process that takes over a lock.
     pub fn steal_lock(&mut self, id: &SessionId, holder: Holder) {
-        self.locks.insert(id.clone(), (LockToken::random(), holder));
+        self.state.lock().locks.insert(id.clone(), (LockToken::random(), holder));
+    }
+}
+
+impl State {
+    fn live(&mut self, id: &SessionId) -> Option<Record> {
+        let dead = self.sessions.get(id).is_some_and(|r| r.meta.generation < self.generation);
+        if dead {
+            self.remove(id);
+        }
+        self.sessions.get(id).cloned()
+    }
+
+    fn remove(&mut self, id: &SessionId) -> bool {
+        let Some(r) = self.sessions.remove(id) else { return false };
+        if let Some(u) = r.meta.user {
+            self.users.entry(u).or_default().remove(id);
+        }
+        true
     }
 }
 
@@ -25,71 +60,130 @@ impl Store for MemoryStore {
         "memory"
     }
 
-    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest, ttl: Duration) -> Result<Locked> {
-        if let Some((_, h)) = self.locks.get(id) {
-            // Single-threaded: nobody can release while we wait.
+    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest) -> Result<Locked> {
+        let mut st = self.state.lock();
+        if let Some((_, h)) = st.locks.get(id) {
+            let holder = Some(h.clone());
+            drop(st);
+            // Nobody else runs in the engine's tests: waiting cannot help.
             std::thread::sleep(req.wait);
-            return Ok(Locked::TimedOut { holder: Some(h.clone()) });
+            return Ok(Locked::TimedOut { holder });
         }
         let token = LockToken::random();
-        self.locks.insert(id.clone(), (token, req.holder.clone()));
-        Ok(Locked::Acquired { token, data: self.read(id, ttl)? })
+        st.locks.insert(id.clone(), (token, req.holder.clone()));
+        Ok(Locked::Acquired { token, record: st.live(id) })
     }
 
-    fn read(&mut self, id: &SessionId, ttl: Duration) -> Result<Option<Vec<u8>>> {
-        match self.data.get(id) {
-            Some((_, at)) if at.elapsed() > ttl => {
-                self.data.remove(id);
-                Ok(None)
-            }
-            other => Ok(other.map(|(d, _)| d.clone())),
-        }
+    fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
+        Ok(self.state.lock().live(id))
     }
 
-    fn save(&mut self, id: &SessionId, what: Save<'_>, _ttl: Duration, lock: Option<(LockToken, bool)>) -> Result<()> {
-        if let Some((token, _)) = lock {
-            if self.locks.get(id).map(|(t, _)| *t) != Some(token) {
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()> {
+        let mut st = self.state.lock();
+        if let Some((token, _)) = put.lock {
+            if st.locks.get(id).map(|(t, _)| *t) != Some(token) {
                 return Err(StoreError::LockLost);
             }
         }
-        match what {
-            Save::Write(d) => {
-                self.data.insert(id.clone(), (d.to_vec(), Instant::now()));
-            }
-            Save::Touch => {
-                if let Some(e) = self.data.get_mut(id) {
-                    e.1 = Instant::now();
+        let current = st.live(id);
+        let result = match (&current, put.existed) {
+            (None, true) => Err(StoreError::Killed),
+            (Some(c), true) if c.meta.incarnation != put.meta.incarnation => Err(StoreError::Killed),
+            _ => Ok(()),
+        };
+        if result.is_ok() {
+            match put.what {
+                Save::Write(d) => {
+                    let mut meta = put.meta.clone();
+                    meta.generation = current.as_ref().map_or(st.generation, |c| c.meta.generation);
+                    meta.last_access = now_secs();
+                    if let Some(old) = current.and_then(|c| c.meta.user) {
+                        st.users.entry(old).or_default().remove(id);
+                    }
+                    if let Some(u) = &meta.user {
+                        st.users.entry(u.clone()).or_default().insert(id.clone());
+                    }
+                    st.sessions.insert(id.clone(), Record { meta, data: d.to_vec() });
+                }
+                Save::Touch => {
+                    if let Some(r) = st.sessions.get_mut(id) {
+                        r.meta.last_access = now_secs();
+                    }
                 }
             }
         }
-        if let Some((_, true)) = lock {
-            self.locks.remove(id);
+        if let Some((_, true)) = put.lock {
+            st.locks.remove(id);
         }
-        Ok(())
+        result
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
-        if self.locks.get(id).map(|(t, _)| *t) == Some(token) {
-            self.locks.remove(id);
+        let mut st = self.state.lock();
+        if st.locks.get(id).map(|(t, _)| *t) == Some(token) {
+            st.locks.remove(id);
         }
         Ok(())
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
-        Ok(self.data.remove(id).is_some())
+        Ok(self.state.lock().remove(id))
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool> {
-        Ok(self.data.contains_key(id))
+        Ok(self.state.lock().live(id).is_some())
     }
 
-    fn gc(&mut self, max_idle: Duration) -> Result<u64> {
-        let before = self.data.len();
-        self.data.retain(|_, (_, at)| at.elapsed() <= max_idle);
-        Ok((before - self.data.len()) as u64)
+    fn gc(&mut self, default_timeout: u32) -> Result<u64> {
+        let mut st = self.state.lock();
+        let now = now_secs();
+        let expired: Vec<SessionId> =
+            st.sessions.iter().filter(|(_, r)| r.meta.expired(now, default_timeout)).map(|(id, _)| id.clone()).collect();
+        for id in &expired {
+            st.remove(id);
+        }
+        Ok(expired.len() as u64)
     }
 
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>> {
-        Ok(self.locks.get(id).map(|(_, h)| h.clone()))
+        Ok(self.state.lock().locks.get(id).map(|(_, h)| h.clone()))
+    }
+
+    fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
+        let mut st = self.state.lock();
+        let ids: Vec<SessionId> = st.users.get(user).map(|s| s.iter().cloned().collect()).unwrap_or_default();
+        Ok(ids.into_iter().filter_map(|id| st.live(&id).map(|r| Listed { id, meta: r.meta })).collect())
+    }
+
+    fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let listed = self.user_sessions(user)?;
+        let mut st = self.state.lock();
+        Ok(listed.iter().filter(|l| Some(&l.id) != keep).filter(|l| st.remove(&l.id)).count() as u64)
+    }
+
+    fn kill_all(&mut self) -> Result<i64> {
+        let mut st = self.state.lock();
+        st.generation += 1;
+        Ok(-1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_contract() {
+        let shared = MemoryStore::default();
+        super::super::testing::registry_contract(&|| Box::new(shared.clone()));
+    }
+
+    #[test]
+    fn meta_is_kept() {
+        let mut s = MemoryStore::default();
+        let m = crate::store::Meta { user: Some("u".into()), ..super::super::testing::meta() };
+        let id = super::super::testing::id("a");
+        s.save(&id, &super::super::testing::put(Save::Write(b"x"), &m, super::super::testing::TTL, None)).unwrap();
+        assert_eq!(s.read(&id).unwrap().unwrap().meta.user.as_deref(), Some("u"));
     }
 }

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::StoreConfig;
 use crate::error::StoreError;
+pub use crate::meta::Meta;
 
 pub mod files;
 mod lease;
@@ -21,7 +22,7 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 
 /// A validated session id: only PHP's session id characters
 /// (`A-Z a-z 0-9 , -`), 1 to 256 bytes. Safe as a file name or key part.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SessionId(String);
 
 pub const MAX_ID_LEN: usize = 256;
@@ -59,6 +60,10 @@ pub struct Holder {
 impl Holder {
     pub fn held_for(&self) -> Duration {
         Duration::from_millis(now_ms().saturating_sub(self.since_ms))
+    }
+
+    pub fn unknown() -> Holder {
+        Holder { host: "?".into(), pid: 0, uri: "?".into(), since_ms: 0 }
     }
 
     pub fn describe(&self) -> String {
@@ -105,11 +110,18 @@ pub struct LockRequest {
     pub ttl: Duration,
 }
 
+/// A stored session: its metadata and data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub meta: Meta,
+    pub data: Vec<u8>,
+}
+
 /// The outcome of [`Store::lock_and_read`].
 #[derive(Debug)]
 pub enum Locked {
-    /// The lock is ours; the data as read under it (None: no such session).
-    Acquired { token: LockToken, data: Option<Vec<u8>> },
+    /// The lock is ours; the session as read under it (None: no such session).
+    Acquired { token: LockToken, record: Option<Record> },
     /// The wait ran out; the holder, when the store knows it.
     TimedOut { holder: Option<Holder> },
 }
@@ -117,10 +129,36 @@ pub enum Locked {
 /// What [`Store::save`] stores.
 #[derive(Debug, Clone, Copy)]
 pub enum Save<'a> {
-    /// Replace the data.
+    /// Replace data and metadata.
     Write(&'a [u8]),
-    /// Keep the data, refresh its expiry (lazy write).
+    /// Keep both, record the access and refresh the expiry (lazy write).
     Touch,
+}
+
+/// One save: what, for how long, under which lock, over what.
+#[derive(Debug, Clone, Copy)]
+pub struct Put<'a> {
+    pub what: Save<'a>,
+    pub meta: &'a Meta,
+    /// Storage expiry from now; zero = never (the safety net behind the
+    /// engine's own idle check).
+    pub ttl: Duration,
+    /// With a token, only while that lock is still ours; `true` then also
+    /// frees it.
+    pub lock: Option<(LockToken, bool)>,
+    /// The session existed when read: the write must land on that same
+    /// session (same incarnation), never recreate one killed meanwhile.
+    pub existed: bool,
+    /// The user changed since the session was read (Some(previous user)):
+    /// the per-user index must follow.
+    pub user_changed: Option<Option<&'a str>>,
+}
+
+/// One entry of a user's sessions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    pub id: SessionId,
+    pub meta: Meta,
 }
 
 pub trait Store: Send {
@@ -128,39 +166,70 @@ pub trait Store: Send {
     fn name(&self) -> &'static str;
 
     /// Takes the session's lock, waiting at most `req.wait`, and reads the
-    /// data under it. `ttl` is the idle timeout: data idle longer reads as
-    /// missing and is removed.
-    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest, ttl: Duration) -> Result<Locked>;
+    /// session under it. A session killed by `kill_all` reads as missing.
+    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest) -> Result<Locked>;
 
-    /// Reads without the lock. Idle-timeout rule as in `lock_and_read`.
-    fn read(&mut self, id: &SessionId, ttl: Duration) -> Result<Option<Vec<u8>>>;
+    /// Reads without the lock.
+    fn read(&mut self, id: &SessionId) -> Result<Option<Record>>;
 
-    /// Stores data (or refreshes its expiry) to live `ttl` from now. With a
-    /// token, only while that lock is still ours (else [`StoreError::LockLost`]
-    /// and nothing changes); `release` then also frees the lock.
-    fn save(&mut self, id: &SessionId, what: Save<'_>, ttl: Duration, lock: Option<(LockToken, bool)>) -> Result<()>;
+    /// Stores data and metadata (or records an access). Fails with
+    /// [`StoreError::LockLost`] when the lock is no longer ours and with
+    /// [`StoreError::Killed`] when the session it read is gone; nothing
+    /// changes then (the lock is still freed if asked).
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()>;
 
     /// Frees the lock if `token` still holds it; a lock already lost is not an
     /// error here (there is nothing left to free).
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()>;
 
-    /// Removes the session's data. Returns whether it existed.
+    /// Removes the session (data, metadata, index entry) without waiting for
+    /// or touching its lock: a holder's later write is refused. Returns
+    /// whether it existed.
     fn destroy(&mut self, id: &SessionId) -> Result<bool>;
 
-    /// Whether data exists for the id (strict mode, id collisions).
+    /// Whether the session exists (strict mode, id collisions).
     fn exists(&mut self, id: &SessionId) -> Result<bool>;
 
-    /// Removes sessions idle longer than `max_idle`; returns how many.
-    fn gc(&mut self, max_idle: Duration) -> Result<u64>;
+    /// Removes sessions idle longer than their timeout (`default_timeout`
+    /// for those without their own); returns how many.
+    fn gc(&mut self, default_timeout: u32) -> Result<u64>;
 
     /// Who holds the lock now, if anyone.
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>>;
+
+    /// The sessions the per-user index lists for `user`, dropping entries
+    /// whose session is gone. Cost grows with that user's sessions only.
+    fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>>;
+
+    /// Destroys every session of `user` but `keep`; returns how many.
+    fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64>;
+
+    /// Ends every session under this prefix at once, whatever their number:
+    /// sessions older than the new generation read as missing from now on.
+    /// Returns how many were ended, or -1 when the store cannot count them
+    /// cheaply.
+    fn kill_all(&mut self) -> Result<i64>;
 
     /// Problems the store worked around (a pool server skipped), to be
     /// raised as warnings.
     fn take_warnings(&mut self) -> Vec<String> {
         Vec::new()
     }
+}
+
+/// A lock's stored value: `<token hex>|<holder json>` (Redis, memcached).
+pub fn lock_value(token: &LockToken, holder: &Holder) -> String {
+    format!("{}|{}", token.hex(), serde_json::to_string(holder).unwrap_or_default())
+}
+
+/// The holder named in a stored lock value; a value we cannot read still
+/// means the lock is held, by someone unknown.
+pub fn holder_of(lock_value: &[u8]) -> Holder {
+    std::str::from_utf8(lock_value)
+        .ok()
+        .and_then(|t| t.split_once('|'))
+        .and_then(|(_, json)| serde_json::from_str(json).ok())
+        .unwrap_or_else(Holder::unknown)
 }
 
 /// Opens the store a config names.
@@ -177,6 +246,10 @@ pub const COMPILED_STORES: &[&str] = &["files", "redis", "memcached"];
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+pub fn now_secs() -> u64 {
+    now_ms() / 1000
 }
 
 /// What the stores' tests share.
@@ -198,6 +271,113 @@ pub(crate) mod testing {
             wait: Duration::from_millis(wait_ms),
             ttl: Duration::from_millis(ttl_ms),
         }
+    }
+
+    pub fn meta() -> Meta {
+        Meta::new(now_secs(), None, TTL.as_secs() as u32)
+    }
+
+    /// A plain save: no lock, as a new session, the user unchanged.
+    pub fn put<'a>(what: Save<'a>, meta: &'a Meta, ttl: Duration, lock: Option<(LockToken, bool)>) -> Put<'a> {
+        Put { what, meta, ttl, lock, existed: false, user_changed: None }
+    }
+
+    /// Writes `data` without a lock.
+    pub fn write(s: &mut dyn Store, id: &SessionId, data: &[u8]) {
+        s.save(id, &put(Save::Write(data), &meta(), TTL, None)).unwrap();
+    }
+
+    /// Writes `data` for `user` as a new session.
+    pub fn write_for(s: &mut dyn Store, id: &SessionId, user: &str, data: &[u8]) {
+        let m = Meta { user: Some(user.into()), ..meta() };
+        s.save(id, &Put { user_changed: Some(None), ..put(Save::Write(data), &m, TTL, None) }).unwrap();
+    }
+
+    pub fn data(r: Option<Record>) -> Option<Vec<u8>> {
+        r.map(|r| r.data)
+    }
+
+    pub fn read_data(s: &mut dyn Store, id: &SessionId) -> Option<Vec<u8>> {
+        data(s.read(id).unwrap())
+    }
+
+    fn ids(list: Vec<Listed>) -> Vec<String> {
+        let mut v: Vec<String> = list.into_iter().map(|l| l.id.to_string()).collect();
+        v.sort();
+        v
+    }
+
+    /// The registry contract, run against every store: the per-user index,
+    /// kills (also of a session another request holds), kill_all, and
+    /// access tracking. `open` gives a new handle on one shared, empty store.
+    pub fn registry_contract(open: &dyn Fn() -> Box<dyn Store>) {
+        let (mut a, mut b) = (open(), open());
+        for (i, user) in [(1, "alice"), (2, "alice"), (3, "alice"), (4, "bob")] {
+            write_for(a.as_mut(), &id(&format!("s{i}")), user, format!("d{i}").as_bytes());
+        }
+        assert_eq!(ids(b.user_sessions("alice").unwrap()), ["s1", "s2", "s3"]);
+        let bob = b.user_sessions("bob").unwrap();
+        assert_eq!((bob[0].id.as_str(), bob[0].meta.user.as_deref()), ("s4", Some("bob")));
+        assert!(b.user_sessions("nobody").unwrap().is_empty());
+
+        // Destroyed sessions leave the index.
+        assert!(b.destroy(&id("s1")).unwrap());
+        assert!(!b.destroy(&id("s1")).unwrap());
+        assert_eq!(ids(a.user_sessions("alice").unwrap()), ["s2", "s3"]);
+
+        // Kill with keep.
+        assert_eq!(b.kill_user("alice", Some(&id("s3"))).unwrap(), 1);
+        assert_eq!(ids(a.user_sessions("alice").unwrap()), ["s3"]);
+        assert_eq!(read_data(a.as_mut(), &id("s2")), None);
+        assert_eq!(read_data(a.as_mut(), &id("s3")).as_deref(), Some(&b"d3"[..]));
+
+        // A user change moves the session between indexes.
+        let Some(rec) = a.read(&id("s3")).unwrap() else { panic!() };
+        let m = Meta { user: Some("carol".into()), ..rec.meta };
+        let p = Put { existed: true, user_changed: Some(Some("alice")), ..put(Save::Write(b"d3"), &m, TTL, None) };
+        a.save(&id("s3"), &p).unwrap();
+        assert!(b.user_sessions("alice").unwrap().is_empty());
+        assert_eq!(ids(b.user_sessions("carol").unwrap()), ["s3"]);
+
+        // Killed while another request holds it: that request's write at
+        // close does not bring it back, and its lock is still freed.
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&id("s4"), &req(0, 5000)).unwrap() else {
+            panic!("s4 should exist and be free")
+        };
+        assert!(b.destroy(&id("s4")).unwrap());
+        let p = Put { existed: true, ..put(Save::Write(b"zombie"), &rec.meta, TTL, Some((token, true))) };
+        assert!(matches!(a.save(&id("s4"), &p), Err(StoreError::Killed)), "the write must be refused");
+        assert_eq!(read_data(b.as_mut(), &id("s4")), None);
+        assert!(b.lock_holder(&id("s4")).unwrap().is_none());
+        assert!(b.user_sessions("bob").unwrap().is_empty());
+        // So is a lazy write's touch.
+        write(a.as_mut(), &id("s5"), b"x");
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&id("s5"), &req(0, 5000)).unwrap() else { panic!() };
+        b.destroy(&id("s5")).unwrap();
+        let p = Put { existed: true, ..put(Save::Touch, &rec.meta, TTL, Some((token, true))) };
+        assert!(matches!(a.save(&id("s5"), &p), Err(StoreError::Killed)));
+        assert_eq!(read_data(b.as_mut(), &id("s5")), None);
+
+        // A touch records the access.
+        let old = Meta { last_access: now_secs() - 50, ..meta() };
+        a.save(&id("s6"), &put(Save::Write(b"t"), &old, TTL, None)).unwrap();
+        let p = Put { existed: true, ..put(Save::Touch, &old, TTL, None) };
+        a.save(&id("s6"), &p).unwrap();
+        let seen = b.read(&id("s6")).unwrap().unwrap().meta.last_access;
+        assert!(seen + 5 >= now_secs(), "last access {seen} not moved by the touch");
+
+        // kill_all: every existing session is gone at once, new ones live.
+        write_for(a.as_mut(), &id("s7"), "dave", b"7");
+        b.kill_all().unwrap();
+        for s in ["s3", "s6", "s7"] {
+            assert_eq!(read_data(a.as_mut(), &id(s)), None, "{s} survived kill_all");
+            assert!(!a.exists(&id(s)).unwrap(), "{s} still exists");
+        }
+        assert!(a.user_sessions("dave").unwrap().is_empty());
+        assert!(matches!(a.lock_and_read(&id("s3"), &req(0, 5000)).unwrap(), Locked::Acquired { record: None, .. }));
+        write_for(b.as_mut(), &id("s8"), "dave", b"8");
+        assert_eq!(read_data(a.as_mut(), &id("s8")).as_deref(), Some(&b"8"[..]));
+        assert_eq!(ids(a.user_sessions("dave").unwrap()), ["s8"]);
     }
 }
 

@@ -1,16 +1,27 @@
 //! The Redis store.
 //!
 //! Keys of one session share a hash tag, so they live in one cluster slot:
-//! `<prefix>{<id>}:d` (data, expiring with the idle timeout),
-//! `<prefix>{<id>}:l` (the lock: `<token hex>|<holder json>`, expiring with
-//! the lease) and `<prefix>{<id>}:w` (the wake list waiters block on).
+//! `<prefix>{<id>}:s` (a hash: `d` data, `m` metadata, `a` last access,
+//! `i` incarnation, `g` generation, `u` user; expiring with the session's
+//! idle timeout), `<prefix>{<id>}:l` (the lock: `<token hex>|<holder json>`,
+//! expiring with the lease) and `<prefix>{<id>}:w` (the wake list waiters
+//! block on).
 //!
-//! Round trips: taking the lock and reading the data is one Lua script;
-//! writing (or refreshing the expiry) and releasing is another, which checks
-//! the owner token first, so a request that lost its lock never overwrites
-//! the next holder's data. A release pushes onto the wake list; waiters block
-//! on it with BLPOP until their deadline or the lock's lease runs out, so the
-//! lock passes on the instant it is freed, without polling.
+//! The registry: `<prefix>u:<user>` is a set of that user's session ids,
+//! kept by the same scripts that write and delete sessions, and expiring
+//! with the longest-lived of them. `<prefix>gen` is the generation that
+//! `kill_all_sessions()` increments; a session whose `g` is older reads as
+//! missing and is deleted on sight. These two reach across hash slots: the
+//! registry needs a single Redis server (or a primary with replicas), not
+//! Redis Cluster.
+//!
+//! Round trips: taking the lock and reading the session is one Lua script;
+//! writing (or recording an access) and releasing is another, which checks
+//! the owner token and the incarnation first, so a request that lost its
+//! lock never overwrites the next holder's data, and one whose session was
+//! killed never brings it back. A release pushes onto the wake list; waiters
+//! block on it with BLPOP until their deadline or the lock's lease runs out,
+//! so the lock passes on the instant it is freed, without polling.
 //!
 //! The lease: while this process holds locks, a background thread with its
 //! own connection renews them every third of the lease; a holder that dies
@@ -26,22 +37,54 @@ use redis::io::tcp::TcpSettings;
 use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script, Value};
 
 use super::lease::LeaseKeeper;
-use super::{Holder, LockRequest, LockToken, Locked, Result, Save, SessionId, Store};
+use super::{
+    Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
+    now_secs,
+};
 use crate::config::{RedisAddr, RedisConfig};
 use crate::error::StoreError;
 
 const NAME: &str = "redis";
 
+/// Loads a session hash (KEYS[2]) unless a kill_all made it stale (then it
+/// is deleted with its index entry). ARGV[3]: user index prefix, ARGV[4]: id.
+macro_rules! load_lua {
+    () => {
+        r#"
+local function load()
+  local r = redis.call('HMGET', KEYS[2], 'd', 'm', 'a', 'i', 'g', 'u')
+  if not r[2] then return false end
+  if tonumber(r[5] or '0') < tonumber(redis.call('GET', KEYS[4]) or '0') then
+    redis.call('DEL', KEYS[2])
+    if r[6] then redis.call('SREM', ARGV[3] .. r[6], ARGV[4]) end
+    return false
+  end
+  return {r[1], r[2], r[3], r[4]}
+end
+"#
+    };
+}
+
 /// Takes the lock if free (or already ours: a retried call whose reply was
-/// lost) and reads the data. Returns {1, data} or {0, lock value, pttl}.
-const ACQUIRE: &str = r#"
+/// lost) and reads the session. KEYS: lock, session, wake, generation.
+/// Returns {1, data, meta, last access, incarnation} ({1} when there is no
+/// session) or {0, lock value, pttl}.
+const ACQUIRE: &str = concat!(
+    load_lua!(),
+    r#"
 local cur = redis.call('GET', KEYS[1])
 if (not cur) or cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return {1, redis.call('GET', KEYS[2])}
+  local r = load()
+  if not r then return {1} end
+  return {1, r[1], r[2], r[3], r[4]}
 end
 return {0, cur, redis.call('PTTL', KEYS[1])}
-"#;
+"#
+);
+
+/// Reads the session without the lock. KEYS and ARGV as ACQUIRE's.
+const READ: &str = concat!(load_lua!(), "\nreturn load() or {}\n");
 
 /// Frees the lock (KEYS[1]) and leaves one wake-up on the wake list
 /// (KEYS[3]) for the next waiter. Shared by SAVE and RELEASE.
@@ -55,30 +98,111 @@ macro_rules! release_lua {
     };
 }
 
-/// Stores or refreshes the data; with a token, only while the lock is ours,
-/// then optionally releases it and wakes one waiter. Returns 1, or 0 when
-/// the lock was lost (nothing changed). KEYS: lock, data, wake.
-const SAVE: &str = concat!(r#"
-local token = ARGV[1]
+/// Writes the session (or records an access); with a token only while the
+/// lock is ours, with a fence only over the incarnation read; then keeps the
+/// user index and optionally releases the lock. KEYS: lock, session, wake,
+/// generation. ARGV: token, w|t, data, meta, ttl ms (0 = never), release,
+/// fence incarnation ('' = new), new incarnation, user, now, user index
+/// prefix, id. Returns 1, 0 (lock lost) or -1 (killed: nothing written).
+const SAVE: &str = concat!(
+    r#"
+local token, mode, ttl, fence = ARGV[1], ARGV[2], tonumber(ARGV[5]), ARGV[7]
+local function release()
+  if token ~= '' and ARGV[6] == '1' then"#,
+    release_lua!(),
+    r#"  end
+end
 if token ~= '' then
   local cur = redis.call('GET', KEYS[1])
   if (not cur) or string.sub(cur, 1, 32) ~= token then
     -- A retry of a write whose reply was lost finds its own work done.
-    if (not cur) and ARGV[2] == 'w' and redis.call('GET', KEYS[2]) == ARGV[3] then return 1 end
+    if (not cur) and mode == 'w' and redis.call('HGET', KEYS[2], 'd') == ARGV[3] then return 1 end
     return 0
   end
 end
-if ARGV[2] == 'w' then
-  redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[4])
-else
-  redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local inc = redis.call('HGET', KEYS[2], 'i')
+if (fence ~= '' and inc ~= fence) or (mode == 't' and not inc) then
+  release()
+  return -1
 end
-if token ~= '' and ARGV[5] == '1' then"#,
-    release_lua!(),
-    r#"end
+if mode == 't' then
+  redis.call('HSET', KEYS[2], 'a', ARGV[10])
+else
+  local old = redis.call('HGET', KEYS[2], 'u')
+  if not inc then
+    redis.call('HSET', KEYS[2], 'i', ARGV[8], 'g', redis.call('GET', KEYS[4]) or '0')
+  end
+  redis.call('HSET', KEYS[2], 'd', ARGV[3], 'm', ARGV[4], 'a', ARGV[10])
+  if ARGV[9] ~= '' then redis.call('HSET', KEYS[2], 'u', ARGV[9]) else redis.call('HDEL', KEYS[2], 'u') end
+  if old and old ~= ARGV[9] then redis.call('SREM', ARGV[11] .. old, ARGV[12]) end
+end
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) else redis.call('PERSIST', KEYS[2]) end
+local u = redis.call('HGET', KEYS[2], 'u')
+if u then
+  -- The index lives as long as the longest-lived of its sessions.
+  local uk = ARGV[11] .. u
+  local fresh = redis.call('EXISTS', uk) == 0
+  redis.call('SADD', uk, ARGV[12])
+  local left = redis.call('PTTL', uk)
+  if ttl == 0 then redis.call('PERSIST', uk)
+  elseif (fresh or left >= 0) and left < ttl then redis.call('PEXPIRE', uk, ttl) end
+end
+release()
 return 1
 "#
 );
+
+/// Deletes a session and its index entry, leaving its lock alone (a holder's
+/// write is then refused by its fence). KEYS: session, generation. ARGV:
+/// user index prefix, id. Returns 1 if a live session was deleted.
+const DESTROY: &str = r#"
+local r = redis.call('HMGET', KEYS[1], 'u', 'g')
+local n = redis.call('DEL', KEYS[1])
+if r[1] then redis.call('SREM', ARGV[1] .. r[1], ARGV[2]) end
+if n == 1 and tonumber(r[2] or '0') < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
+return n
+"#;
+
+/// A user's sessions: {id, meta, last access, incarnation, ...}; drops index
+/// entries of sessions gone, moved to another user or made stale by
+/// kill_all. KEYS: user index, generation. ARGV: key prefix, user.
+const USER_SESSIONS: &str = r#"
+local gen = tonumber(redis.call('GET', KEYS[2]) or '0')
+local out = {}
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  local k = ARGV[1] .. '{' .. id .. '}:s'
+  local r = redis.call('HMGET', k, 'm', 'a', 'i', 'g', 'u')
+  if r[1] and r[5] == ARGV[2] and tonumber(r[4] or '0') >= gen then
+    out[#out + 1] = id
+    out[#out + 1] = r[1]
+    out[#out + 1] = r[2]
+    out[#out + 1] = r[3]
+  else
+    redis.call('SREM', KEYS[1], id)
+    if r[1] and tonumber(r[4] or '0') < gen then redis.call('DEL', k) end
+  end
+end
+return out
+"#;
+
+/// Deletes a user's sessions but ARGV[3]; returns how many were live.
+/// KEYS: user index, generation. ARGV: key prefix, user, kept id ('' none).
+const KILL_USER: &str = r#"
+local gen = tonumber(redis.call('GET', KEYS[2]) or '0')
+local n = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[3] then
+    local k = ARGV[1] .. '{' .. id .. '}:s'
+    local r = redis.call('HMGET', k, 'u', 'g')
+    if r[1] == ARGV[2] then
+      if tonumber(r[2] or '0') >= gen then n = n + 1 end
+      redis.call('DEL', k)
+    end
+    redis.call('SREM', KEYS[1], id)
+  end
+end
+return n
+"#;
 
 /// Releases the lock if it is ours and wakes one waiter. KEYS: lock, data
 /// (unused), wake.
@@ -104,8 +228,12 @@ return 0
 
 struct Scripts {
     acquire: Script,
+    read: Script,
     save: Script,
     release: Script,
+    destroy: Script,
+    user_sessions: Script,
+    kill_user: Script,
 }
 
 pub struct RedisStore {
@@ -159,7 +287,15 @@ impl RedisStore {
             connect_timeout: config.net.connect_timeout,
             timeout: config.net.timeout,
             conn: None,
-            scripts: Scripts { acquire: Script::new(ACQUIRE), save: Script::new(SAVE), release: Script::new(RELEASE) },
+            scripts: Scripts {
+                acquire: Script::new(ACQUIRE),
+                read: Script::new(READ),
+                save: Script::new(SAVE),
+                release: Script::new(RELEASE),
+                destroy: Script::new(DESTROY),
+                user_sessions: Script::new(USER_SESSIONS),
+                kill_user: Script::new(KILL_USER),
+            },
             renewer: None,
             renew_enabled: std::env::var_os("RSESSION_TEST_NO_RENEW").is_none(),
         })
@@ -167,6 +303,39 @@ impl RedisStore {
 
     fn key(&self, id: &SessionId, kind: &str) -> String {
         format!("{}{{{}}}:{}", self.prefix, id, kind)
+    }
+
+    fn user_prefix(&self) -> String {
+        format!("{}u:", self.prefix)
+    }
+
+    fn generation_key(&self) -> String {
+        format!("{}gen", self.prefix)
+    }
+
+    /// The keys the session scripts take: lock, session, wake, generation.
+    fn session_keys(&self, id: &SessionId) -> [String; 4] {
+        [self.key(id, "l"), self.key(id, "s"), self.key(id, "w"), self.generation_key()]
+    }
+
+    /// Runs a script over a session's four keys.
+    fn on_session<T: redis::FromRedisValue>(
+        &mut self,
+        what: &str,
+        script: &Script,
+        id: &SessionId,
+        args: &[&[u8]],
+    ) -> Result<T> {
+        let keys = self.session_keys(id);
+        let script = script.clone();
+        self.call(what, |c| {
+            let mut inv = script.key(&keys[0]);
+            inv.key(&keys[1]).key(&keys[2]).key(&keys[3]);
+            for a in args {
+                inv.arg(*a);
+            }
+            inv.invoke(c)
+        })
     }
 
     fn connect(&self) -> redis::RedisResult<redis::Connection> {
@@ -241,10 +410,20 @@ fn millis(d: Duration) -> u64 {
     (d.as_millis() as u64).max(1)
 }
 
-fn holder_of(lock_value: &[u8]) -> Option<Holder> {
-    let text = std::str::from_utf8(lock_value).ok()?;
-    let (_, json) = text.split_once('|')?;
-    serde_json::from_str(json).ok()
+/// A session as the scripts return it: data, meta, last access,
+/// incarnation (the last three as the hash holds them).
+fn record_of(id: &SessionId, fields: &[Value]) -> Result<Option<Record>> {
+    let [d, m, a, i] = fields else { return Ok(None) };
+    let (Some(data), Some(m)) = (bytes_of(d), bytes_of(m)) else { return Ok(None) };
+    let mut meta = Meta::decode(&m).map_err(|e| StoreError::corrupt(NAME, id, e))?;
+    let number = |v: &Value| bytes_of(v).and_then(|b| String::from_utf8(b).ok()).and_then(|t| t.parse::<u64>().ok());
+    if let Some(a) = number(a) {
+        meta.last_access = a;
+    }
+    if let Some(i) = number(i) {
+        meta.incarnation = i;
+    }
+    Ok(Some(Record { meta, data }))
 }
 
 fn bytes_of(v: &Value) -> Option<Vec<u8>> {
@@ -260,31 +439,29 @@ impl Store for RedisStore {
         NAME
     }
 
-    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest, _ttl: Duration) -> Result<Locked> {
+    fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest) -> Result<Locked> {
         let token = LockToken::random();
-        let value = format!("{}|{}", token.hex(), serde_json::to_string(&req.holder).unwrap_or_default());
-        let (lock_key, data_key, wake_key) = (self.key(id, "l"), self.key(id, "d"), self.key(id, "w"));
+        let value = lock_value(&token, &req.holder);
+        let (lock_key, wake_key) = (self.key(id, "l"), self.key(id, "w"));
         let deadline = Instant::now() + req.wait;
-        let lease = millis(req.ttl);
+        let lease = millis(req.ttl).to_string();
+        let user_prefix = self.user_prefix();
+        let script = self.scripts.acquire.clone();
         loop {
-            let script = self.scripts.acquire.clone();
-            let reply: Vec<Value> = self.call("acquire the lock", |c| {
-                script.key(&lock_key).key(&data_key).arg(&value).arg(lease).invoke(c)
-            })?;
-            let mut it = reply.into_iter();
-            let won = matches!(it.next(), Some(Value::Int(1)));
-            let second = it.next();
-            if won {
+            let args: [&[u8]; 4] = [value.as_bytes(), lease.as_bytes(), user_prefix.as_bytes(), id.as_str().as_bytes()];
+            let reply: Vec<Value> = self.on_session("acquire the lock", &script, id, &args)?;
+            if matches!(reply.first(), Some(Value::Int(1))) {
+                let record = record_of(id, &reply[1..])?;
                 self.keep_alive(&lock_key, &token, Some(req.ttl));
-                return Ok(Locked::Acquired { token, data: second.as_ref().and_then(bytes_of) });
+                return Ok(Locked::Acquired { token, record });
             }
-            let pttl = match it.next() {
-                Some(Value::Int(ms)) if ms > 0 => Duration::from_millis(ms as u64),
+            let pttl = match reply.get(2) {
+                Some(Value::Int(ms)) if *ms > 0 => Duration::from_millis(*ms as u64),
                 _ => Duration::from_millis(1),
             };
             let now = Instant::now();
             if now >= deadline {
-                let holder = second.as_ref().and_then(bytes_of).and_then(|v| holder_of(&v));
+                let holder = reply.get(1).and_then(bytes_of).map(|v| holder_of(&v));
                 return Ok(Locked::TimedOut { holder });
             }
             // Sleep until woken by a release, the lease runs out (a dead
@@ -305,41 +482,55 @@ impl Store for RedisStore {
         }
     }
 
-    fn read(&mut self, id: &SessionId, _ttl: Duration) -> Result<Option<Vec<u8>>> {
-        let key = self.key(id, "d");
-        self.call("read", |c| redis::cmd("GET").arg(&key).query(c))
+    fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
+        let user_prefix = self.user_prefix();
+        let script = self.scripts.read.clone();
+        let args: [&[u8]; 4] = [b"", b"", user_prefix.as_bytes(), id.as_str().as_bytes()];
+        let reply: Vec<Value> = self.on_session("read", &script, id, &args)?;
+        record_of(id, &reply)
     }
 
-    fn save(&mut self, id: &SessionId, what: Save<'_>, ttl: Duration, lock: Option<(LockToken, bool)>) -> Result<()> {
-        let keys = [self.key(id, "l"), self.key(id, "d"), self.key(id, "w")];
-        let (token, release) = match lock {
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()> {
+        let (token, release) = match put.lock {
             Some((t, r)) => (t.hex(), r),
             None => (String::new(), false),
         };
-        let (mode, data): (&str, &[u8]) = match what {
-            Save::Write(d) => ("w", d),
-            Save::Touch => ("t", b""),
+        let (mode, data): (&[u8], &[u8]) = match put.what {
+            Save::Write(d) => (b"w", d),
+            Save::Touch => (b"t", b""),
         };
+        let meta = put.meta.encode();
+        let ttl = if put.ttl.is_zero() { "0".to_string() } else { millis(put.ttl).to_string() };
+        let fence = if put.existed { put.meta.incarnation.to_string() } else { String::new() };
+        let incarnation = put.meta.incarnation.to_string();
+        let now = now_secs().to_string();
+        let user_prefix = self.user_prefix();
+        let user = put.meta.user.as_deref().unwrap_or("");
+        let args: [&[u8]; 12] = [
+            token.as_bytes(),
+            mode,
+            data,
+            &meta,
+            ttl.as_bytes(),
+            if release { b"1" } else { b"0" },
+            fence.as_bytes(),
+            incarnation.as_bytes(),
+            user.as_bytes(),
+            now.as_bytes(),
+            user_prefix.as_bytes(),
+            id.as_str().as_bytes(),
+        ];
         let script = self.scripts.save.clone();
-        let saved: i64 = self.call("write", |c| {
-            script
-                .key(&keys[0])
-                .key(&keys[1])
-                .key(&keys[2])
-                .arg(&token)
-                .arg(mode)
-                .arg(data)
-                .arg(millis(ttl))
-                .arg(if release { "1" } else { "0" })
-                .invoke(c)
-        })?;
-        if let Some((t, _)) = lock.filter(|_| release || saved == 0) {
-            self.keep_alive(&keys[0], &t, None);
+        let saved: i64 = self.on_session("write", &script, id, &args)?;
+        if let Some((t, _)) = put.lock.filter(|_| release || saved != 1) {
+            let lock_key = self.key(id, "l");
+            self.keep_alive(&lock_key, &t, None);
         }
-        if saved == 0 {
-            return Err(StoreError::LockLost);
+        match saved {
+            1 => Ok(()),
+            -1 => Err(StoreError::Killed),
+            _ => Err(StoreError::LockLost),
         }
-        Ok(())
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
@@ -353,29 +544,65 @@ impl Store for RedisStore {
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
-        let key = self.key(id, "d");
-        let n: i64 = self.call("destroy", |c| redis::cmd("DEL").arg(&key).query(c))?;
+        let keys = [self.key(id, "s"), self.generation_key()];
+        let user_prefix = self.user_prefix();
+        let script = self.scripts.destroy.clone();
+        let n: i64 = self.call("destroy", |c| {
+            script.key(&keys[0]).key(&keys[1]).arg(&user_prefix).arg(id.as_str()).invoke(c)
+        })?;
         Ok(n > 0)
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool> {
-        let key = self.key(id, "d");
-        let n: i64 = self.call("exists", |c| redis::cmd("EXISTS").arg(&key).query(c))?;
-        Ok(n > 0)
+        Ok(self.read(id)?.is_some())
     }
 
-    /// Redis expires idle sessions itself (every data key carries the idle
-    /// timeout), so there is never anything left for gc to remove.
-    fn gc(&mut self, _max_idle: Duration) -> Result<u64> {
+    /// Redis expires idle sessions itself (every session carries its own
+    /// idle timeout as expiry; timeout 0 none), so gc finds nothing left.
+    fn gc(&mut self, _default_timeout: u32) -> Result<u64> {
         Ok(0)
     }
 
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>> {
         let key = self.key(id, "l");
         let value: Option<Vec<u8>> = self.call("read the lock", |c| redis::cmd("GET").arg(&key).query(c))?;
-        Ok(value.map(|v| {
-            holder_of(&v).unwrap_or(Holder { host: "?".into(), pid: 0, uri: "?".into(), since_ms: 0 })
-        }))
+        Ok(value.map(|v| holder_of(&v)))
+    }
+
+    fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
+        let keys = [format!("{}{user}", self.user_prefix()), self.generation_key()];
+        let prefix = self.prefix.clone();
+        let script = self.scripts.user_sessions.clone();
+        let flat: Vec<Value> =
+            self.call("list a user's sessions", |c| script.key(&keys[0]).key(&keys[1]).arg(&prefix).arg(user).invoke(c))?;
+        let mut out = Vec::with_capacity(flat.len() / 4);
+        for entry in flat.chunks_exact(4) {
+            let Some(id) = bytes_of(&entry[0]).and_then(|b| SessionId::parse(&b)) else { continue };
+            let fields = [Value::BulkString(Vec::new()), entry[1].clone(), entry[2].clone(), entry[3].clone()];
+            if let Some(r) = record_of(&id, &fields)? {
+                out.push(Listed { id, meta: r.meta });
+            }
+        }
+        Ok(out)
+    }
+
+    fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let keys = [format!("{}{user}", self.user_prefix()), self.generation_key()];
+        let prefix = self.prefix.clone();
+        let keep = keep.map(|k| k.as_str()).unwrap_or("");
+        let script = self.scripts.kill_user.clone();
+        let n: i64 = self.call("kill a user's sessions", |c| {
+            script.key(&keys[0]).key(&keys[1]).arg(&prefix).arg(user).arg(keep).invoke(c)
+        })?;
+        Ok(n.max(0) as u64)
+    }
+
+    /// One INCR: every session created before it reads as missing from now
+    /// on. Redis cannot count them without a scan, hence -1.
+    fn kill_all(&mut self) -> Result<i64> {
+        let key = self.generation_key();
+        let _: i64 = self.call("kill all sessions", |c| redis::cmd("INCR").arg(&key).query(c))?;
+        Ok(-1)
     }
 }
 
@@ -383,7 +610,7 @@ impl Store for RedisStore {
 mod tests {
     use super::*;
     use crate::config::StoreConfig;
-    use crate::store::testing::{TTL, id, req};
+    use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req, write};
     use std::path::Path;
 
     fn store(prefix: &str) -> RedisStore {
@@ -401,14 +628,14 @@ mod tests {
     fn lock_write_release_and_holder() {
         let (mut a, mut b) = (store("lwr"), store("lwr"));
         let s = id("abc");
-        let Locked::Acquired { token, data: None } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, record: None } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         assert_eq!(b.lock_holder(&s).unwrap().unwrap().pid, 7);
-        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000), TTL).unwrap() else { panic!() };
+        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000)).unwrap() else { panic!() };
         assert_eq!(h.uri, "/t");
-        a.save(&s, Save::Write(b"x\0y"), TTL, Some((token, true))).unwrap();
+        a.save(&s, &put(Save::Write(b"x\0y"), &meta(), TTL, Some((token, true)))).unwrap();
         assert!(b.lock_holder(&s).unwrap().is_none());
-        let Locked::Acquired { token, data } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
-        assert_eq!(data.as_deref(), Some(&b"x\0y"[..]));
+        let Locked::Acquired { token, record } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        assert_eq!(data(record).as_deref(), Some(&b"x\0y"[..]));
         b.unlock(&s, token).unwrap();
         assert!(b.destroy(&s).unwrap());
         assert!(!b.exists(&s).unwrap());
@@ -418,16 +645,16 @@ mod tests {
     fn waiter_is_woken_at_release() {
         let mut a = store("wake");
         let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         let waiter = std::thread::spawn(move || {
             let mut b = store("wake");
             let t = Instant::now();
-            let got = matches!(b.lock_and_read(&id("abc"), &req(5000, 5000), TTL).unwrap(), Locked::Acquired { .. });
+            let got = matches!(b.lock_and_read(&id("abc"), &req(5000, 5000)).unwrap(), Locked::Acquired { .. });
             (got, Instant::now(), t)
         });
         std::thread::sleep(Duration::from_millis(200));
         let released = Instant::now();
-        a.save(&s, Save::Write(b"1"), TTL, Some((token, true))).unwrap();
+        a.save(&s, &put(Save::Write(b"1"), &meta(), TTL, Some((token, true)))).unwrap();
         let (got, acquired, _) = waiter.join().unwrap();
         assert!(got);
         // Woken by the release, not by a timeout (the lease is 5 s).
@@ -438,15 +665,15 @@ mod tests {
     fn lost_lock_refuses_write_and_keeps_data() {
         let (mut a, mut b) = (store("lost"), store("lost"));
         let s = id("abc");
-        b.save(&s, Save::Write(b"before"), TTL, None).unwrap();
+        b.save(&s, &put(Save::Write(b"before"), &meta(), TTL, None)).unwrap();
         // A holder that stops renewing: its 200 ms lease runs out.
         a.renew_enabled = false;
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 200), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 200)).unwrap() else { panic!() };
         std::thread::sleep(Duration::from_millis(400));
-        let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
-        b.save(&s, Save::Write(b"theirs"), TTL, Some((t2, false))).unwrap();
-        assert!(matches!(a.save(&s, Save::Write(b"mine"), TTL, Some((token, true))), Err(StoreError::LockLost)));
-        assert_eq!(b.read(&s, TTL).unwrap().as_deref(), Some(&b"theirs"[..]));
+        let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        b.save(&s, &put(Save::Write(b"theirs"), &meta(), TTL, Some((t2, false)))).unwrap();
+        assert!(matches!(a.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, Some((token, true)))), Err(StoreError::LockLost)));
+        assert_eq!(read_data(&mut b, &s).as_deref(), Some(&b"theirs"[..]));
         assert!(b.lock_holder(&s).unwrap().is_some(), "the loser must not release the winner's lock");
         b.unlock(&s, t2).unwrap();
     }
@@ -455,30 +682,30 @@ mod tests {
     fn a_retried_write_and_release_finds_its_work_done() {
         let mut a = store("retry");
         let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
-        a.save(&s, Save::Write(b"v1"), TTL, Some((token, true))).unwrap();
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, Some((token, true)))).unwrap();
         // The same call again, as after a reply lost on a dropped connection.
-        a.save(&s, Save::Write(b"v1"), TTL, Some((token, true))).unwrap();
+        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, Some((token, true)))).unwrap();
         // But different data under a lock that is gone is still refused.
-        assert!(matches!(a.save(&s, Save::Write(b"v2"), TTL, Some((token, true))), Err(StoreError::LockLost)));
-        assert_eq!(a.read(&s, TTL).unwrap().as_deref(), Some(&b"v1"[..]));
+        assert!(matches!(a.save(&s, &put(Save::Write(b"v2"), &meta(), TTL, Some((token, true)))), Err(StoreError::LockLost)));
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"v1"[..]));
     }
 
     #[test]
     fn renewal_keeps_a_long_holder() {
         let (mut a, mut b) = (store("renew"), store("renew"));
         let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 300), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 300)).unwrap() else { panic!() };
         std::thread::sleep(Duration::from_millis(900));
-        assert!(matches!(b.lock_and_read(&s, &req(0, 300), TTL).unwrap(), Locked::TimedOut { .. }));
-        a.save(&s, Save::Write(b"ok"), TTL, Some((token, true))).unwrap();
+        assert!(matches!(b.lock_and_read(&s, &req(0, 300)).unwrap(), Locked::TimedOut { .. }));
+        a.save(&s, &put(Save::Write(b"ok"), &meta(), TTL, Some((token, true)))).unwrap();
     }
 
     #[test]
     fn prefixes_are_isolated_and_expiry_is_set() {
         let (mut a, mut b) = (store("iso-a"), store("iso-b"));
         let s = id("abc");
-        a.save(&s, Save::Write(b"a"), Duration::from_millis(300), None).unwrap();
+        a.save(&s, &put(Save::Write(b"a"), &meta(), Duration::from_millis(300), None)).unwrap();
         assert!(!b.exists(&s).unwrap());
         std::thread::sleep(Duration::from_millis(500));
         assert!(!a.exists(&s).unwrap(), "the idle timeout is the key's expiry");
@@ -492,7 +719,7 @@ mod tests {
         };
         let mut s = RedisStore::open(&c).unwrap();
         let t = Instant::now();
-        let e = s.read(&id("abc"), TTL).unwrap_err().to_string();
+        let e = s.read(&id("abc")).unwrap_err().to_string();
         assert!(e.contains("127.0.0.1:1") && e.contains("cannot connect"), "{e}");
         assert!(t.elapsed() < Duration::from_secs(2));
     }
@@ -501,16 +728,17 @@ mod tests {
     fn lazy_write_touch_refreshes_expiry() {
         let mut a = store("touch");
         let s = id("abc");
-        a.save(&s, Save::Write(b"x"), Duration::from_millis(400), None).unwrap();
+        a.save(&s, &put(Save::Write(b"x"), &meta(), Duration::from_millis(400), None)).unwrap();
         std::thread::sleep(Duration::from_millis(250));
-        a.save(&s, Save::Touch, Duration::from_millis(400), None).unwrap();
+        a.save(&s, &put(Save::Touch, &meta(), Duration::from_millis(400), None)).unwrap();
         std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(a.read(&s, TTL).unwrap().as_deref(), Some(&b"x"[..]), "the touch moved the expiry");
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"x"[..]), "the touch moved the expiry");
         std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(a.read(&s, TTL).unwrap(), None);
+        assert_eq!(read_data(&mut a, &s), None);
         // A touch under the lock releases it too.
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
-        a.save(&s, Save::Touch, TTL, Some((token, true))).unwrap();
+        a.save(&s, &put(Save::Write(b"y"), &meta(), TTL, None)).unwrap();
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        a.save(&s, &put(Save::Touch, &meta(), TTL, Some((token, true)))).unwrap();
         assert!(a.lock_holder(&s).unwrap().is_none());
     }
 
@@ -518,14 +746,14 @@ mod tests {
     fn zero_wait_fails_at_once_and_names_the_holder() {
         let (mut a, mut b) = (store("zero"), store("zero"));
         let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         let t = Instant::now();
-        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(0, 5000), TTL).unwrap() else { panic!() };
+        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
         assert_eq!((h.host.as_str(), h.pid, h.uri.as_str()), ("h", 7, "/t"));
         // Bounded by the wait, not by the 5 s lease.
         let t = Instant::now();
-        assert!(matches!(b.lock_and_read(&s, &req(150, 5000), TTL).unwrap(), Locked::TimedOut { .. }));
+        assert!(matches!(b.lock_and_read(&s, &req(150, 5000)).unwrap(), Locked::TimedOut { .. }));
         assert!(t.elapsed() >= Duration::from_millis(150) && t.elapsed() < Duration::from_millis(1500));
         a.unlock(&s, token).unwrap();
     }
@@ -536,9 +764,9 @@ mod tests {
         let s = id("abc");
         // A holder that dies: never renews, never releases.
         a.renew_enabled = false;
-        let Locked::Acquired { .. } = a.lock_and_read(&s, &req(0, 300), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { .. } = a.lock_and_read(&s, &req(0, 300)).unwrap() else { panic!() };
         let t = Instant::now();
-        let Locked::Acquired { token, .. } = b.lock_and_read(&s, &req(5000, 5000), TTL).unwrap() else { panic!() };
+        let Locked::Acquired { token, .. } = b.lock_and_read(&s, &req(5000, 5000)).unwrap() else { panic!() };
         assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
         b.unlock(&s, token).unwrap();
     }
@@ -547,11 +775,11 @@ mod tests {
     fn reconnects_once_after_the_server_closed_the_connection() {
         let (mut a, mut b) = (store("reconnect"), store("reconnect"));
         let s = id("abc");
-        a.save(&s, Save::Write(b"x"), TTL, None).unwrap();
+        a.save(&s, &put(Save::Write(b"x"), &meta(), TTL, None)).unwrap();
         let me: i64 = redis::cmd("CLIENT").arg("ID").query(a.conn.as_mut().unwrap()).unwrap();
         let killed: i64 = b.call("kill", |c| redis::cmd("CLIENT").arg("KILL").arg("ID").arg(me).query(c)).unwrap();
         assert_eq!(killed, 1);
-        assert_eq!(a.read(&s, TTL).unwrap().as_deref(), Some(&b"x"[..]));
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"x"[..]));
     }
 
     #[test]
@@ -568,10 +796,34 @@ mod tests {
         let tcp = std::env::var("RSESSION_TEST_REDIS").unwrap();
         let mut db3_tcp = open(format!("{tcp}/3?prefix={prefix}"));
         let s = id("abc");
-        db3.save(&s, Save::Write(b"in3"), TTL, None).unwrap();
-        assert_eq!(db0.read(&s, TTL).unwrap(), None);
-        assert_eq!(db3_tcp.read(&s, TTL).unwrap().as_deref(), Some(&b"in3"[..]));
+        db3.save(&s, &put(Save::Write(b"in3"), &meta(), TTL, None)).unwrap();
+        assert_eq!(read_data(&mut db0, &s), None);
+        assert_eq!(read_data(&mut db3_tcp, &s).as_deref(), Some(&b"in3"[..]));
         assert!(db3.destroy(&s).unwrap());
     }
 
+
+    #[test]
+    fn registry() {
+        registry_contract(&|| Box::new(store("registry")));
+    }
+
+    #[test]
+    fn user_index_lives_as_long_as_its_longest_session() {
+        let mut a = store("uttl");
+        let ttl = |a: &mut RedisStore, k: &str| -> i64 { a.call("pttl", |c| redis::cmd("PTTL").arg(k).query(c)).unwrap() };
+        let ukey = format!("{}u:ivy", a.prefix);
+        let m = Meta { user: Some("ivy".into()), ..meta() };
+        let p = Put { user_changed: Some(None), ..put(Save::Write(b"1"), &m, Duration::from_secs(50), None) };
+        a.save(&id("i1"), &p).unwrap();
+        let t = ttl(&mut a, &ukey);
+        assert!(t > 40_000 && t <= 50_000, "{t}");
+        let forever = Meta { timeout: 0, timeout_set: true, ..m.clone() };
+        a.save(&id("i2"), &Put { user_changed: Some(None), ..put(Save::Write(b"2"), &forever, Duration::ZERO, None) }).unwrap();
+        assert_eq!(ttl(&mut a, &ukey), -1, "a session that never times out keeps its index");
+        let k2 = a.key(&id("i2"), "s");
+        assert_eq!(ttl(&mut a, &k2), -1);
+        let _ = write;
+        let _ = data;
+    }
 }
