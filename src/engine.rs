@@ -429,13 +429,14 @@ impl Engine {
         }
         // The store released the lock, or it was no longer ours; on other
         // errors close() still tries to free it.
-        if matches!(result, Ok(()) | Err(StoreError::LockLost | StoreError::Killed)) && lock.is_some() {
+        if matches!(result, Ok(_) | Err(StoreError::LockLost | StoreError::Killed)) && lock.is_some() {
             self.forget_lock();
         }
         match result {
-            Ok(()) => {
+            Ok(generation) => {
                 if let Some(a) = self.active_for(id) {
                     a.original = Some(data.to_vec());
+                    a.meta.generation = generation;
                     a.dirty = false;
                 }
                 Ok(())
@@ -467,7 +468,7 @@ impl Engine {
             existed: a.original.is_some(),
             user_changed: user_changed.as_ref().map(|u| u.as_deref()),
         };
-        counted(self.store.lock().save(&a.id, &put))?;
+        a.meta.generation = counted(self.store.lock().save(&a.id, &put))?;
         bump(&STATS.writes, 1);
         a.original = Some(data);
         a.dirty = false;
@@ -785,6 +786,25 @@ mod tests {
         assert!(e.take_notices()[0].contains("killed"));
         assert!(stored(&mem, "k").is_none());
         assert!(e.lock_holder(b"k").unwrap().is_none(), "the lock is freed");
+    }
+
+    #[test]
+    fn sessions_created_after_kill_all_live() {
+        let mem = MemoryStore::default();
+        let mut e = engine_on(&mem, Settings::default());
+        e.read(b"before", 100).unwrap();
+        e.write(b"before", b"1", 100).unwrap();
+        e.close().unwrap();
+        assert_eq!(e.kill_all_sessions().unwrap(), -1);
+        e.read(b"after", 100).unwrap();
+        e.set_user("kim").unwrap();
+        e.write(b"after", b"2", 100).unwrap();
+        e.close().unwrap();
+        assert_eq!(e.read(b"after", 100).unwrap(), b"2");
+        e.close().unwrap();
+        assert_eq!(e.read(b"before", 100).unwrap(), b"");
+        e.close().unwrap();
+        assert_eq!(e.user_sessions("kim", 100).unwrap().len(), 1);
     }
 
     #[test]

@@ -27,9 +27,13 @@
  * that handler's store. Session ids are checked before any store sees them
  * (PHP's session id characters only, at most 256 bytes).
  *
- * The session registry functions (set_user, set_timeout, user_sessions and the
- * kill_* functions) are part of the public contract; the extension defines them
- * once the registry lands (until then function_exists() returns false for them).
+ * The session registry: every session carries metadata beside its data (user,
+ * created, last access, its own idle timeout, first and last IP from
+ * REMOTE_ADDR). A per-user index makes listing and killing one user's sessions
+ * cost that user's sessions only; kill_all_sessions() moves a generation that
+ * every session is checked against, so it costs the same for 10 sessions or
+ * 10 million. On Redis the registry needs a single server (not Cluster); on
+ * memcached it is as durable as memcached is (items may be evicted).
  *
  * @generate-class-entries
  */
@@ -94,24 +98,71 @@ final class Handler implements \SessionHandlerInterface, \SessionIdInterface, \S
 
     /** Lazy write: refreshes the session's expiry without rewriting it; releases the lock. */
     public function updateTimestamp(string $id, string $data): bool {}
+
+    // The registry on this handler's store: the same operations as the
+    // RSession\ functions, as camelCase methods and under the functions'
+    // own snake_case names (set_user(), user_sessions(), ...) alike.
+
+    /** @see \RSession\set_user() — on the session this handler has open. */
+    public function setUser(string|int $userId): void {}
+
+    /** @see \RSession\set_timeout() */
+    public function setTimeout(int $seconds): void {}
+
+    /** @see \RSession\user_sessions() */
+    public function userSessions(string|int $userId): array {}
+
+    /** @see \RSession\kill_session() */
+    public function killSession(string $id): bool {}
+
+    /** @see \RSession\kill_user_sessions() */
+    public function killUserSessions(string|int $userId, ?string $keepId = null): int {}
+
+    /** @see \RSession\kill_all_sessions() */
+    public function killAllSessions(): int {}
+
+    /** @see \RSession\lock_info() */
+    public function lockInfo(string $id): ?array {}
+
+    /** @see \RSession\stats() */
+    public function stats(): array {}
+
+    public function set_user(string|int $userId): void {}
+    public function set_timeout(int $seconds): void {}
+    public function user_sessions(string|int $userId): array {}
+    public function kill_session(string $id): bool {}
+    public function kill_user_sessions(string|int $userId, ?string $keepId = null): int {}
+    public function kill_all_sessions(): int {}
+    public function lock_info(string $id): ?array {}
 }
 
 /**
- * Ties the active session to a user (call at login). Takes effect at once and
+ * Ties the active session to a user (call at login). Takes effect at once (an
+ * administrator sees the session under that user before the request ends) and
  * follows the session through session_regenerate_id().
- * @throws Exception when the store cannot be reached
+ * @param string|int $userId 1 to 512 bytes; ints are taken as their decimal string
+ * @throws Exception when no session is active or it is read-only, the user id
+ *                   is empty or too long, the session was killed meanwhile, or
+ *                   the store cannot be reached
  */
 function set_user(string|int $userId): void {}
 
 /**
  * Sets the idle timeout of the active session in seconds; 0 = it never times
- * out, whatever session.gc_maxlifetime says (until killed).
- * @throws Exception when the store cannot be reached
+ * out, whatever session.gc_maxlifetime says (until killed). Takes effect at
+ * once; a session idle longer than its timeout reads as empty (and is
+ * removed) whatever the store's own expiry says, and gc removes it too.
+ * @throws Exception when no session is active or it is read-only, $seconds is
+ *                   negative, or the store cannot be reached
  */
 function set_timeout(int $seconds): void {}
 
 /**
- * That user's live sessions.
+ * That user's live sessions, oldest first. Sessions past their idle timeout,
+ * killed or destroyed never appear. `timeout` is the idle timeout in force
+ * (session.gc_maxlifetime where set_timeout() was never called; 0 = never);
+ * `created` and `last_access` are Unix seconds; the IPs are null on the
+ * command line.
  * @return list<array{id: string, user: string, created: int, last_access: int, timeout: int, first_ip: ?string, last_ip: ?string}>
  * @throws Exception when the store cannot be reached
  */

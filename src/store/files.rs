@@ -300,17 +300,19 @@ impl Store for FilesStore {
         self.read_record(id)
     }
 
-    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()> {
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
         if let Some((token, _)) = put.lock {
             if self.held.get(id).map(|(t, _)| *t) != Some(token) {
                 return Err(StoreError::LockLost);
             }
         }
+        let mut generation = put.meta.generation;
         let result = match put.what {
             Save::Write(data) => {
                 let mut meta = put.meta.clone();
                 if !put.existed {
-                    meta.generation = self.current_generation()?;
+                    generation = self.current_generation()?;
+                    meta.generation = generation;
                 }
                 self.write_record(id, &meta, data, put.existed)
             }
@@ -327,7 +329,7 @@ impl Store for FilesStore {
         if let Some((_, true)) = put.lock {
             self.release(id);
         }
-        result
+        result.map(|()| generation)
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
@@ -577,7 +579,7 @@ mod tests {
     use super::*;
     use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req, write};
 
-    fn release_write(s: &mut FilesStore, sid: &SessionId, d: &[u8], token: LockToken, existed: bool) -> Result<()> {
+    fn release_write(s: &mut FilesStore, sid: &SessionId, d: &[u8], token: LockToken, existed: bool) -> Result<u64> {
         let m = meta();
         s.save(sid, &Put { existed, ..put(Save::Write(d), &m, TTL, Some((token, true))) })
     }

@@ -526,12 +526,14 @@ impl Store for MemcachedStore {
         self.record_of(id, s, &r[0], &r[1])
     }
 
-    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()> {
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
+        let mut generation = put.meta.generation;
         let item = match put.what {
             Save::Write(data) => {
                 let mut meta = put.meta.clone();
                 if !put.existed {
-                    meta.generation = self.generation_for(id)?;
+                    generation = self.generation_for(id)?;
+                    meta.generation = generation;
                 }
                 let item = envelope::encode(&meta, data);
                 let limit = self.max_item_size.saturating_sub(ITEM_OVERHEAD);
@@ -607,7 +609,7 @@ impl Store for MemcachedStore {
                 self.index_update(new, |ids| ids.push(id.to_string()))?;
             }
         }
-        Ok(())
+        Ok(generation)
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {

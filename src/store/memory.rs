@@ -78,7 +78,7 @@ impl Store for MemoryStore {
         Ok(self.state.lock().live(id))
     }
 
-    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()> {
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
         let mut st = self.state.lock();
         if let Some((token, _)) = put.lock {
             if st.locks.get(id).map(|(t, _)| *t) != Some(token) {
@@ -95,7 +95,11 @@ impl Store for MemoryStore {
             match put.what {
                 Save::Write(d) => {
                     let mut meta = put.meta.clone();
-                    meta.generation = current.as_ref().map_or(st.generation, |c| c.meta.generation);
+                    // As the real stores do: stamped at creation, then kept
+                    // by the caller.
+                    if !put.existed {
+                        meta.generation = st.generation;
+                    }
                     meta.last_access = now_secs();
                     if let Some(old) = current.and_then(|c| c.meta.user) {
                         st.users.entry(old).or_default().remove(id);
@@ -115,7 +119,8 @@ impl Store for MemoryStore {
         if let Some((_, true)) = put.lock {
             st.locks.remove(id);
         }
-        result
+        result?;
+        Ok(st.sessions.get(id).map_or(put.meta.generation, |r| r.meta.generation))
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {

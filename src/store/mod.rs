@@ -175,8 +175,10 @@ pub trait Store: Send {
     /// Stores data and metadata (or records an access). Fails with
     /// [`StoreError::LockLost`] when the lock is no longer ours and with
     /// [`StoreError::Killed`] when the session it read is gone; nothing
-    /// changes then (the lock is still freed if asked).
-    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()>;
+    /// changes then (the lock is still freed if asked). Returns the
+    /// session's generation, stamped by the store when it creates one, for
+    /// the caller to keep in the metadata it writes next.
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64>;
 
     /// Frees the lock if `token` still holds it; a lock already lost is not an
     /// error here (there is nothing left to free).

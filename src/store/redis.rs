@@ -204,7 +204,7 @@ end
 return n
 "#;
 
-/// Releases the lock if it is ours and wakes one waiter. KEYS: lock, data
+/// Releases the lock if it is ours and wakes one waiter. KEYS: lock, session
 /// (unused), wake.
 const RELEASE: &str = concat!(
     r#"
@@ -490,7 +490,9 @@ impl Store for RedisStore {
         record_of(id, &reply)
     }
 
-    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<()> {
+    /// The generation lives in the hash's `g` field, set by the script when
+    /// it creates the session; the metadata's copy is not used.
+    fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
         let (token, release) = match put.lock {
             Some((t, r)) => (t.hex(), r),
             None => (String::new(), false),
@@ -527,14 +529,14 @@ impl Store for RedisStore {
             self.keep_alive(&lock_key, &t, None);
         }
         match saved {
-            1 => Ok(()),
+            1 => Ok(put.meta.generation),
             -1 => Err(StoreError::Killed),
             _ => Err(StoreError::LockLost),
         }
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
-        let keys = [self.key(id, "l"), self.key(id, "d"), self.key(id, "w")];
+        let keys = [self.key(id, "l"), self.key(id, "s"), self.key(id, "w")];
         self.keep_alive(&keys[0], &token, None);
         let script = self.scripts.release.clone();
         self.call("release the lock", |c| {
