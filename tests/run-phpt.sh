@@ -6,7 +6,7 @@
 #                        `files`, with the same expected output.
 #   tests/phpt/rsession  rsession's own behaviour (locks, INI, class, ...).
 #   tests/phpt/registry  users, timeouts, kills, read-only: on every store.
-#   tests/phpt/cli       the php/bin/rsession admin tool.
+#                        (with the php/bin/rsession admin tool).
 #
 # -n keeps the machine's php.ini out; extensions are given explicitly.
 # Usage: tests/run-phpt.sh path/to/librsession.so [suite-filter]
@@ -57,7 +57,6 @@ RSESSION_SAVE_PATH_TEMPLATE= suite "session on rsession/files" tests/phpt/sessio
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on stock files" tests/phpt/session -d session.save_handler=files
 RSESSION_SAVE_PATH_TEMPLATE= suite "rsession on files" tests/phpt/rsession "${EXT[@]}" -d session.save_handler=rsession
 RSESSION_SAVE_PATH_TEMPLATE= suite "registry on files" tests/phpt/registry "${EXT[@]}" -d session.save_handler=rsession
-[ -d tests/phpt/cli ] && RSESSION_SAVE_PATH_TEMPLATE= suite "cli on files" tests/phpt/cli "${EXT[@]}" -d session.save_handler=rsession
 # network_store NAME: the shared session suite and tests/phpt/NAME on the
 # server whose address tests/services.sh put in RSESSION_TEST_<NAME>.
 network_store() {
