@@ -394,7 +394,10 @@ impl MemcachedStore {
         if let (Some(given), Some(left)) = (item.flag('f').filter(|f| *f > 0), item.args.iter().find_map(|a| a.strip_prefix('t'))) {
             if let Ok(left) = left.parse::<i64>() {
                 if left >= 0 {
-                    meta.last_access = now_secs().saturating_sub(given.saturating_sub(left as u64));
+                    // memcached counts whole seconds: never before the last
+                    // write the item itself records.
+                    let idle_since = now_secs().saturating_sub(given.saturating_sub(left as u64));
+                    meta.last_access = meta.last_access.max(idle_since);
                 }
             }
         }
