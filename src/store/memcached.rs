@@ -381,6 +381,16 @@ impl MemcachedStore {
         let Some(value) = item.value.as_deref() else { return Ok(None) };
         let (meta, data) = envelope::decode(value).map_err(|e| StoreError::corrupt(NAME, id, e))?;
         let mut meta = meta.unwrap_or_default();
+        if meta.generation > generation {
+            // Only a lost counter (evicted: memcached is a cache) reads
+            // lower than a session written under it. Put back the highest
+            // generation known, so sessions that a kill_all ended before
+            // the loss stay ended once a newer session has been seen.
+            let key = format!("{}gen", self.prefix);
+            let g = meta.generation.to_string();
+            self.exchange(s, format!("ms {key} {} T0 ME\r\n{g}\r\n", g.len()).as_bytes(), 1)?;
+            self.generations.insert(s, (meta.generation, Instant::now()));
+        }
         if meta.generation < generation {
             let key = self.key(id, "d");
             self.exchange(s, format!("md {key}\r\n").as_bytes(), 1)?;
@@ -850,6 +860,21 @@ mod tests {
     #[test]
     fn registry() {
         registry_contract(&|| Box::new(store("registry")));
+    }
+
+    #[test]
+    fn an_evicted_generation_is_restored_from_a_newer_session() {
+        let mut a = store("genloss");
+        let (old, new) = (id("old"), id("new"));
+        a.save(&old, &put(Save::Write(b"old"), &meta(), TTL, None)).unwrap();
+        a.kill_all().unwrap();
+        a.save(&new, &put(Save::Write(b"new"), &meta(), TTL, None)).unwrap();
+        // memcached evicts the counter; a fresh worker knows nothing of it.
+        let key = format!("{}gen", a.prefix);
+        a.exchange(0, format!("md {key}\r\n").as_bytes(), 1).unwrap();
+        let mut b = store("genloss");
+        assert_eq!(read_data(&mut b, &new).as_deref(), Some(&b"new"[..]));
+        assert_eq!(read_data(&mut b, &old), None, "the kill_all before the eviction must still hold");
     }
 
     #[test]
