@@ -8,6 +8,8 @@ const NAV = [
     '/'             => 'Counter',
     '/slow.php'     => 'Slow page (holds the lock 3 s)',
     '/settings.php' => 'Settings',
+    '/login.php'    => 'Log in',
+    '/sessions.php' => 'Your sessions',
 ];
 
 /** HTML-escapes any value (non-strings as JSON). */
@@ -55,6 +57,37 @@ function start_session(array $options = []): array
     ];
 }
 
+/**
+ * The form token of this session (created on first use). Every form that
+ * changes something carries it, so another site cannot post to ours with the
+ * visitor's cookie. Needs an active session.
+ */
+function csrf_token(): string
+{
+    return $_SESSION['csrf'] ??= bin2hex(random_bytes(16));
+}
+
+/** A hidden form field with csrf_token(). */
+function csrf_field(): string
+{
+    return '<input type="hidden" name="csrf" value="' . h(csrf_token()) . '">';
+}
+
+/** True for a POST whose form token matches this session's. */
+function csrf_ok(): bool
+{
+    return ($_SERVER['REQUEST_METHOD'] ?? '') === 'POST' && isset($_SESSION['csrf'], $_POST['csrf'])
+        && is_string($_POST['csrf']) && hash_equals($_SESSION['csrf'], $_POST['csrf']);
+}
+
+/** Ends the request with a redirect (POST, then redirect, then GET). */
+function redirect(string $to): never
+{
+    session_write_close();
+    header('Location: ' . $to, true, 303);
+    exit;
+}
+
 function page_start(string $title): void
 {
     echo '<!doctype html><html lang="en"><head><meta charset="utf-8">',
@@ -66,12 +99,15 @@ function page_start(string $title): void
         'table{border-collapse:collapse;margin:.5em 0 1em}td,th{border:1px solid #ddd;padding:.25em .7em;text-align:left;vertical-align:top}',
         'th{background:#f6f6f6;font-weight:600}td.n{text-align:right;font-variant-numeric:tabular-nums}',
         '.big{font-size:3.5em;font-weight:bold;margin:.2em 0}.note{color:#666;font-size:.9em}',
-        'code{background:#f3f3f3;padding:0 .25em}</style></head><body><header><b>rsession demo</b><nav>';
+        'code{background:#f3f3f3;padding:0 .25em}.msg{background:#eef6ee;border:1px solid #cde3cd;padding:.4em .8em}'
+        . 'form.inline{display:inline;margin:0}</style></head><body><header><b>rsession demo</b><nav>';
     $here = parse_url($_SERVER['REQUEST_URI'] ?? '/', PHP_URL_PATH);
     foreach (NAV as $href => $label) {
         printf('<a href="%s"%s>%s</a>', h($href), $href === $here ? ' class="on"' : '', h($label));
     }
-    echo '</nav></header><h1>', h($title), '</h1>';
+    $user = $_SESSION['user'] ?? null;     // still readable after session_write_close()
+    echo '</nav>', $user === null ? '' : ' <span class="note">logged in as <b>' . h($user) . '</b></span>',
+        '</header><h1>', h($title), '</h1>';
 }
 
 function page_end(): void
