@@ -414,6 +414,44 @@ impl MemcachedStore {
         Ok(Some(Record { meta, data: data.to_vec() }))
     }
 
+    /// The positions in `ids` grouped by the server that holds each session.
+    fn by_server(&mut self, ids: &[SessionId]) -> Result<Vec<(usize, Vec<usize>)>> {
+        let mut groups: Vec<(usize, Vec<usize>)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            let s = self.server_for(id)?;
+            match groups.iter_mut().find(|(g, _)| *g == s) {
+                Some((_, v)) => v.push(i),
+                None => groups.push((s, vec![i])),
+            }
+        }
+        Ok(groups)
+    }
+
+    /// Reads several sessions in one round trip per server (a user's
+    /// sessions for the registry), in the order given.
+    fn read_many(&mut self, ids: &[SessionId]) -> Result<Vec<Option<Record>>> {
+        let mut out: Vec<Option<Record>> = vec![None; ids.len()];
+        for (s, group) in self.by_server(ids)? {
+            let mut request: String = group.iter().map(|&i| format!("mg {} v c f t\r\n", self.key(&ids[i], "d"))).collect();
+            request.push_str(&format!("mg {}gen v\r\n", self.prefix));
+            match self.exchange(s, request.as_bytes(), group.len() + 1) {
+                Ok(replies) => {
+                    let (items, generation) = replies.split_at(group.len());
+                    for (&i, item) in group.iter().zip(items) {
+                        out[i] = self.record_of(&ids[i], s, item, &generation[0])?;
+                    }
+                }
+                // One at a time, moving to the next live server as reads do.
+                Err(_) => {
+                    for &i in &group {
+                        out[i] = self.read(&ids[i])?;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The generation of the session's server, as read within the last
     /// second (normally by this request's own read), else asked anew.
     fn generation_for(&mut self, id: &SessionId) -> Result<u64> {
@@ -665,17 +703,14 @@ impl Store for MemcachedStore {
     }
 
     fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
-        let ids = self.index_update(user, |_| {})?;
+        let raw_ids = self.index_update(user, |_| {})?;
+        let (ids, mut gone): (Vec<_>, Vec<_>) = raw_ids.into_iter().partition(|raw| SessionId::parse(raw.as_bytes()).is_some());
+        let ids: Vec<SessionId> = ids.iter().filter_map(|raw| SessionId::parse(raw.as_bytes())).collect();
         let mut out = Vec::with_capacity(ids.len());
-        let mut gone = Vec::new();
-        for raw in ids {
-            let Some(id) = SessionId::parse(raw.as_bytes()) else {
-                gone.push(raw);
-                continue;
-            };
-            match self.read(&id)? {
-                Some(r) if r.meta.user.as_deref() == Some(user) => out.push(Listed { id, meta: r.meta }),
-                _ => gone.push(raw),
+        for (id, record) in ids.iter().zip(self.read_many(&ids)?) {
+            match record {
+                Some(r) if r.meta.user.as_deref() == Some(user) => out.push(Listed { id: id.clone(), meta: r.meta }),
+                _ => gone.push(id.to_string()),
             }
         }
         if !gone.is_empty() {
@@ -685,13 +720,19 @@ impl Store for MemcachedStore {
     }
 
     fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let doomed: Vec<SessionId> = self.user_sessions(user)?.into_iter().map(|l| l.id).filter(|id| Some(id) != keep).collect();
         let mut killed = 0;
-        for l in self.user_sessions(user)? {
-            if Some(&l.id) != keep {
-                let key = self.key(&l.id, "d");
-                let (_, r) = self.on_session(&l.id, |_| (format!("md {key}\r\n").into_bytes(), 1))?;
-                killed += u64::from(r[0].code == "HD");
-            }
+        for (s, group) in self.by_server(&doomed)? {
+            let request: String = group.iter().map(|&i| format!("md {}\r\n", self.key(&doomed[i], "d"))).collect();
+            let replies = match self.exchange(s, request.as_bytes(), group.len()) {
+                Ok(r) => r,
+                // One at a time, moving to the next live server as reads do.
+                Err(_) => group.iter().map(|&i| {
+                    let key = self.key(&doomed[i], "d");
+                    self.on_session(&doomed[i], |_| (format!("md {key}\r\n").into_bytes(), 1)).map(|(_, mut r)| r.remove(0))
+                }).collect::<Result<_>>()?,
+            };
+            killed += replies.iter().filter(|r| r.code == "HD").count() as u64;
         }
         let keep = keep.map(|k| k.to_string());
         self.index_update(user, |ids| ids.retain(|i| Some(i) == keep.as_ref()))?;
@@ -860,6 +901,26 @@ mod tests {
     #[test]
     fn registry() {
         registry_contract(&|| Box::new(store("registry")));
+    }
+
+    #[test]
+    fn a_users_sessions_on_two_servers_are_listed_and_killed() {
+        let two = format!("{},{}", server("RSESSION_TEST_MEMCACHED"), server("RSESSION_TEST_MEMCACHED_2").trim_start_matches("memcached://"));
+        let mut m = store_at(&two, "two");
+        let ids: Vec<SessionId> = (0..12).map(|i| id(&format!("twoserv{i}"))).collect();
+        for s in &ids {
+            crate::store::testing::write_for(&mut m, s, "ann", b"v");
+        }
+        let on: std::collections::HashSet<usize> = ids.iter().map(|s| m.server_for(s).unwrap()).collect();
+        assert_eq!(on.len(), 2, "12 sessions should land on both servers");
+        let mut listed: Vec<String> = m.user_sessions("ann").unwrap().into_iter().map(|l| l.id.to_string()).collect();
+        listed.sort();
+        let mut want: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(listed, want);
+        assert_eq!(m.kill_user("ann", Some(&ids[3])).unwrap(), 11);
+        assert_eq!(m.user_sessions("ann").unwrap().len(), 1);
+        assert!(m.exists(&ids[3]).unwrap() && !m.exists(&ids[4]).unwrap());
     }
 
     #[test]
