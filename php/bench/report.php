@@ -15,7 +15,7 @@ $titles = [
 ];
 $md = "# rsession benchmark report\n\nWritten by `make bench` on " . date('Y-m-d H:i T') . ".\n"
     . "Machine: $machine. Every figure is a median over alternating runs of rsession and its peer in one invocation "
-    . "(handoff: mean over all handoffs of one run). Shared machine: expect noise of ±20%.\n\n![chart](chart.svg)\n";
+    . "(handoff: the median of the runs' mean delays). Shared machine: expect noise of ±20%.\n\n![chart](chart.svg)\n";
 foreach ($titles as $metric => [$title, $fmt]) {
     if (empty($rows[$metric])) continue;
     $md .= "\n## $title\n\n| store | rsession | peer | peer figure | rsession ÷ peer |\n|---|--:|---|--:|--:|\n";
@@ -26,6 +26,31 @@ foreach ($titles as $metric => [$title, $fmt]) {
             $md .= sprintf("| %s | %s | %s | %s | %s |\n", $store, $ours === null ? '-' : sprintf($fmt, $ours), $name,
                 sprintf($fmt, $v), $ours === null || $v == 0 ? '-' : sprintf('%.2f', $ours / $v));
         }
+    }
+}
+// The registry: rows "store, size", one column per recorded figure.
+$registry = [];
+foreach ($rows as $metric => $stores) {
+    if (str_starts_with($metric, 'registry.')) {
+        foreach ($stores as $store => $sizes) {
+            foreach ($sizes as $size => $v) {
+                $registry["$store\t$size"][substr($metric, 9)] = $v;
+            }
+        }
+    }
+}
+if ($registry) {
+    $md .= "\n## Session registry: one user's 10 sessions among N sessions of N/10 users\n\n"
+        . "Median and 99th percentile over 200 users picked at random; `kill_all_sessions()` once, at the end. "
+        . "Flat from 10,000 to 100,000 sessions means the cost follows the user's sessions, not the store's.\n\n"
+        . "| store | sessions | `user_sessions()` median | p99 | `kill_user_sessions()` median | p99 | `kill_all_sessions()` |\n"
+        . "|---|--:|--:|--:|--:|--:|--:|\n";
+    $cell = fn (array $r, string $k) => isset($r[$k]) ? sprintf('%.3f ms', $r[$k]) : '-';
+    foreach ($registry as $key => $r) {
+        [$store, $size] = explode("\t", $key);
+        $md .= sprintf("| %s | %s | %s | %s | %s | %s | %s |\n", $store, number_format((int) $size),
+            $cell($r, 'user_sessions.median_ms'), $cell($r, 'user_sessions.p99_ms'),
+            $cell($r, 'kill_user_sessions.median_ms'), $cell($r, 'kill_user_sessions.p99_ms'), $cell($r, 'kill_all_ms'));
     }
 }
 @mkdir($out, 0755, true);

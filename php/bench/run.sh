@@ -35,18 +35,26 @@ printf '   rsession (files): %8.0f/s\n   PHP files       : %8.0f/s\n   ratio    
 
 echo "== files store: lock handoff delay = from the moment the holder calls session_write_close() (data written,"
 echo "   then lock released) to the moment a process already blocked in session_start() gets it back (hrtime)"
-for spec in "2 100 5" "8 20 20"; do
-  set -- $spec
-  for h in rsession files; do
-    dir="$OUT/handoff-$h-$1"; mkdir -p "$dir"
-    ext=(); [ "$h" = rsession ] && ext=(-d extension="$SO")
-    res=$(php -n "${ext[@]}" -d session.save_handler=$h -d session.save_path="$PWD/$dir" -d session.use_strict_mode=0 \
-            php/bench/handoff.php "$1" "$2" "$3")
-    [ "$1" = 8 ] && record files handoff_mean_ms "$([ "$h" = files ] && echo "PHP files" || echo rsession)" "$(json mean_ms <<<"$res")"
-    printf '   %-9s %d processes x %3d turns holding %2d ms: mean %6.3f ms, median %6.3f ms, p95 %6.3f ms (%s handoffs, %s/%s turns)\n' \
-      "$h" "$1" "$2" "$3" "$(json mean_ms <<<"$res")" "$(json median_ms <<<"$res")" "$(json p95_ms <<<"$res")" \
-      "$(json handoffs <<<"$res")" "$(json turns <<<"$res")" "$(json expected <<<"$res")"
-  done
+declare -A means
+handoff_run() { # handler procs turns hold_ms label
+  local dir="$OUT/handoff-$1-$2-${5// /}" ext=() res
+  mkdir -p "$dir"
+  [ "$1" = rsession ] && ext=(-d extension="$SO")
+  res=$(php -n "${ext[@]}" -d session.save_handler=$1 -d session.save_path="$PWD/$dir" -d session.use_strict_mode=0 \
+          php/bench/handoff.php "$2" "$3" "$4")
+  [ "$2" = 8 ] && means[$1]+="$(json mean_ms <<<"$res") "
+  printf '   %-6s %-9s %d processes x %3d turns holding %2d ms: mean %6.3f ms, median %6.3f ms, p95 %6.3f ms (%s handoffs, %s/%s turns)\n' \
+    "$5" "$1" "$2" "$3" "$4" "$(json mean_ms <<<"$res")" "$(json median_ms <<<"$res")" "$(json p95_ms <<<"$res")" \
+    "$(json handoffs <<<"$res")" "$(json turns <<<"$res")" "$(json expected <<<"$res")"
+}
+for h in rsession files; do handoff_run "$h" 2 100 5 ""; done
+for r in $(seq "$ROUNDS"); do
+  for h in rsession files; do handoff_run "$h" 8 20 20 "run $r"; done
+done
+for h in rsession files; do
+  m=$(tr ' ' '\n' <<<"${means[$h]}" | grep . | median)
+  record files handoff_mean_ms "$([ "$h" = files ] && echo "PHP files" || echo rsession)" "$m"
+  printf '   %-9s 8 processes, median of the runs'"'"' means: %6.3f ms\n' "$h" "$m"
 done
 echo
 
@@ -71,6 +79,33 @@ for store in redis memcached; do
   var=RSESSION_TEST_${store^^}
   if [ -n "${!var:-}" ]; then php/bench/store.sh "$SO" "$store"; fi
 done
+
+REGISTRY_SIZES=${BENCH_REGISTRY_SIZES:-10000 100000}
+echo "== session registry: one user's 10 sessions among N sessions of N/10 users, 200 users sampled per figure"
+printf '   %-10s %7s  %-24s %-24s %12s %10s\n' store sessions "user_sessions() med/p99" "kill_user_sessions() med/p99" kill_all fill/s
+for store in files redis memcached; do
+  case $store in
+    files) base= ;;
+    redis) base=${RSESSION_TEST_REDIS:-} ;;
+    memcached) base=${RSESSION_TEST_MEMCACHED:-} ;;
+  esac
+  [ "$store" != files ] && [ -z "$base" ] && continue
+  for n in $REGISTRY_SIZES; do
+    if [ "$store" = files ]; then path="$PWD/$OUT/registry-$n"; rm -rf "$path"; mkdir -p "$path"
+    else path="$base?prefix=bench-reg$n:"; fi
+    res=$(php -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
+            -d session.gc_probability=0 -d "session.save_path=\"$path\"" php/bench/registry.php "$n" 200)
+    get() { php -n -r '$j = json_decode(stream_get_contents(STDIN), true); foreach (explode(".", $argv[1]) as $k) $j = $j[$k]; echo $j;' "$1" <<<"$res"; }
+    for m in user_sessions.median_ms user_sessions.p99_ms kill_user_sessions.median_ms kill_user_sessions.p99_ms kill_all_ms; do
+      record "$store" "registry.$m" "$n" "$(get "$m")"
+    done
+    printf '   %-10s %7d  %8.3f / %8.3f ms      %8.3f / %8.3f ms      %9.3f ms %10.0f\n' "$store" "$n" \
+      "$(get user_sessions.median_ms)" "$(get user_sessions.p99_ms)" "$(get kill_user_sessions.median_ms)" \
+      "$(get kill_user_sessions.p99_ms)" "$(get kill_all_ms)" "$(get fill_per_second)"
+    [ "$store" = files ] && rm -rf "$path"
+  done
+done
+echo
 
 php -n php/bench/report.php "$OUT" bench
 echo "report: bench/report.md, chart: bench/chart.svg"
