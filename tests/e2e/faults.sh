@@ -2,21 +2,20 @@
 #
 # Scenarios: kill9 (SIGKILL the worker holding a session's lock), killload
 # (SIGKILL random workers under load), fulldisk (files store on a full
-# tmpfs), restart (stop and restart the network server mid-load).
+# tmpfs), restart (stop and restart the network server mid-load), evict
+# (memcached full, evicting sessions under load).
 # Each scenario is `fault_<kind> HANDLER` and writes one JSON result to
 # $RUN/results/fault-<kind>-<handler>.json through `fault_result`:
 #   verdict pass | fail | skipped | reported (a peer's known weakness)
 # E2E_FAULTS lists "<kind>:<handler>" pairs. A scenario on an rsession
 # store that is not compiled in is skipped, so the redis/memcached cases
 # run as soon as those stores land.
-#
-# Still to write for the memcached store (issue 6): `evict` (fill memcached
-# until it evicts sessions); its expected outcome is that store's to define.
 
 E2E_FAULTS_DEFAULT="kill9:rsession-files kill9:files killload:rsession-files killload:files
   fulldisk:rsession-files fulldisk:files
   kill9:rsession-redis killload:rsession-redis restart:rsession-redis restart:phpredis
-  kill9:rsession-memcached killload:rsession-memcached restart:rsession-memcached restart:php-memcached"
+  kill9:rsession-memcached killload:rsession-memcached restart:rsession-memcached restart:php-memcached
+  evict:rsession-memcached evict:php-memcached"
 # Lease used by the kill -9 scenario on network stores (files: the kernel
 # frees the lock at once).
 E2E_FAULT_LOCK_TTL_MS=${E2E_FAULT_LOCK_TTL_MS:-2000}
@@ -383,4 +382,128 @@ PY
   [ -s "$dir/unexpected-warnings.txt" ] && verdict=fail
   log "fault killload on $name: $verdict: $detail"
   fault_result killload "$name" "$verdict" "$detail" "$dir/crashes.txt" "$dir/unexpected-warnings.txt"
+}
+
+# ------------------------------------------------------------------ evict
+# memcached is a cache: when it is full it evicts the least recently used
+# items, sessions included. A private small memcached (E2E_EVICT_MB) takes
+# load on a few sessions while a filler writes 3x its memory in junk items
+# of session-like sizes; 20 idle sessions written before hold a count of 3.
+# Expected: an evicted session reads as a new, empty one (count 0, no
+# warning: a missing session is not an error) and works again at once; a
+# survivor still holds 3 (never a partial or corrupt read); no hang, no
+# crash; the only rsession warnings are about a lock the eviction took away
+# (its holder's write is refused loudly rather than overwriting a newer
+# holder). Increments lost on the loaded sessions are the cache's doing and
+# are reported, not judged.
+E2E_EVICT_PORT=${E2E_EVICT_PORT:-31219}
+E2E_EVICT_MB=${E2E_EVICT_MB:-32}
+
+fault_evict() {
+  local name=$1 kind dir pidf sids=() idle=() i r loadpid verdict detail line kept=0 evicted=0 bad=0 after=""
+  kind=$(handler_kind "$name")
+  dir=$RUN/fault-evict-$name
+  rm -rf "$dir"; mkdir -p "$dir"
+  log "fault evict on $name"
+  case $name in
+    rsession-memcached | php-memcached) ;;
+    *) fault_result evict "$name" skipped "a memcached scenario" "" ""; return ;;
+  esac
+  pidf=$RUN/services/memcached-evict.pid
+  port_free "$E2E_EVICT_PORT" || { fault_abort evict "$name" "$dir" "port $E2E_EVICT_PORT is taken (set E2E_EVICT_PORT)"; return; }
+  memcached -d -u root -l 127.0.0.1 -p "$E2E_EVICT_PORT" -U 0 -m "$E2E_EVICT_MB" -P "$pidf"
+  wait_port 127.0.0.1 "$E2E_EVICT_PORT" || { fault_abort evict "$name" "$dir" "the small memcached did not start"; return; }
+  local path
+  if [ "$kind" = rsession ]; then path="memcached://127.0.0.1:$E2E_EVICT_PORT?prefix=e2e_evict:"
+  else path="127.0.0.1:$E2E_EVICT_PORT"; fi
+  fpm_start "$dir" "$(handler_ini "$name" "$dir")
+session.save_path = \"$path\"
+rsession.lock_ttl_ms = $E2E_FAULT_LOCK_TTL_MS"
+  for ((i = 0; i < 20; i++)); do
+    idle+=("$(new_sid ev)")
+    http_get /inc.php "${idle[i]}" >/dev/null; http_get /inc.php "${idle[i]}" >/dev/null
+    r=$(http_get /inc.php "${idle[i]}")
+    if [[ $r != "200 "*" OK ${idle[i]} 3" ]]; then
+      stop_pidfile "$pidf"; fault_abort evict "$name" "$dir" "setup increments failed: $r"; return
+    fi
+  done
+  for ((i = 0; i < E2E_SESSIONS; i++)); do sids+=("$(new_sid el)"); done
+  "$PY" "$E2E/load.py" --port "$E2E_PORT" --timeout 20 run \
+    --sessions "$(IFS=,; echo "${sids[*]}")" --conns 16 --duration 8 \
+    --mix "inc:80,ro:20" --out "$dir/load.json" &
+  loadpid=$!
+  sleep 1
+  "$PY" - "$E2E_EVICT_PORT" "$((3 * E2E_EVICT_MB))" > "$dir/filler.txt" <<'PY'
+import random, socket, sys, time
+port, megabytes = int(sys.argv[1]), int(sys.argv[2])
+s = socket.create_connection(("127.0.0.1", port))
+rnd = random.Random(7)
+def evictions():
+    s.sendall(b"stats\r\n")
+    buf = b""
+    while not buf.endswith(b"END\r\n"):
+        buf += s.recv(65536)
+    return int(buf.split(b"STAT evictions ")[1].split(b"\r\n")[0])
+written, n, t0 = 0, 0, time.time()
+# Spread over about 5 s, in chunks, so the load runs on a full cache.
+chunk = megabytes * 1024 * 1024 // 50
+while written < megabytes * 1024 * 1024:
+    out, size = [], 0
+    while size < chunk:
+        # Small items too: every slab class a session may sit in must fill.
+        length = rnd.randint(1, 120) if n % 2 else rnd.randint(1, 700)
+        out.append(b"set junk:%d 0 0 %d noreply\r\n%s\r\n" % (n, length, b"j" * length))
+        n += 1
+        size += length
+    s.sendall(b"".join(out))
+    written += size
+    time.sleep(0.1)
+print(f"{n} junk items, {written // (1024 * 1024)} MB in {time.time() - t0:.1f} s; evictions {evictions()}")
+PY
+  if ! wait "$loadpid"; then stop_pidfile "$pidf"; fault_abort evict "$name" "$dir" "the load generator failed"; return; fi
+  : > "$dir/counts.txt"
+  local sid first_evicted=""
+  for sid in "${sids[@]}"; do echo "$sid $(http_get /count.php "$sid")" >> "$dir/counts.txt"; done
+  for sid in "${idle[@]}"; do
+    r=$(http_get /count.php "$sid")
+    echo "idle $sid $r" >> "$dir/detail.txt"
+    case $r in
+      "200 "*" COUNT $sid 3") kept=$((kept + 1)) ;;
+      "200 "*" COUNT $sid 0") evicted=$((evicted + 1)); [ -z "$first_evicted" ] && first_evicted=$sid ;;
+      *) bad=$((bad + 1)) ;;
+    esac
+  done
+  [ -n "$first_evicted" ] && after=$(http_get /inc.php "$first_evicted")
+  echo "increment on an evicted session: $after" >> "$dir/detail.txt"
+  sleep 0.2
+  crash_lines "$dir" > "$dir/crashes.txt"
+  rsession_warning_lines "$dir" > "$dir/rsession-warnings.txt"
+  grep -Ev 'rsession: .*session lock was lost' "$dir/rsession-warnings.txt" > "$dir/unexpected-warnings.txt" || true
+  php_warning_lines "$dir" > "$dir/php-warnings.txt"
+  fpm_stop
+  stop_pidfile "$pidf"
+  shrink_logs "$dir"
+  "$PY" "$E2E/report.py" handler "$dir" "$name" "$kind" "" > "$dir/result.json"
+  line=$("$PY" - "$dir/result.json" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+timeouts = r["error_kinds"].get("timeout", 0)
+print(("pass" if not timeouts else "fail") + "|" +
+      f"load: {r['writes_ok']} increments OK, {r['errors']} errors, {r['lost']} lost to eviction, "
+      f"client timeouts {timeouts}, write p99 {r['write_p99_ms']} ms")
+PY
+)
+  verdict=${line%%|*}
+  detail="$(cat "$dir/filler.txt"); idle sessions: $kept kept (count 3), $evicted evicted (read as new), $bad other; ${line#*|}"
+  detail+="; $(grep -c 'session lock was lost' "$dir/rsession-warnings.txt" || true) lost-lock warnings"
+  if [ "$bad" != 0 ]; then verdict=fail; detail+="; A READ WAS NEITHER THE OLD COUNT NOR EMPTY"; fi
+  if [ "$evicted" = 0 ]; then verdict=fail; detail+="; no idle session was evicted: the scenario proved nothing"; fi
+  if [ -n "$first_evicted" ] && [[ $after != "200 "*" OK $first_evicted 1" ]]; then
+    verdict=fail; detail+="; an evicted session did not start afresh: $after"
+  fi
+  [ "$kind" != rsession ] && [ "$verdict" = fail ] && verdict=reported
+  [ -s "$dir/crashes.txt" ] && verdict=fail
+  [ -s "$dir/unexpected-warnings.txt" ] && verdict=fail
+  log "fault evict on $name: $verdict: $detail"
+  fault_result evict "$name" "$verdict" "$detail" "$dir/crashes.txt" "$dir/unexpected-warnings.txt"
 }

@@ -184,7 +184,8 @@ def report(run):
     w("|---|---|---|---|")
     names = {"kill9": "kill -9 a worker holding the lock", "fulldisk": "full disk (1 MB tmpfs)",
              "restart": "server stopped 3 s mid-load, restarted",
-             "killload": "kill -9 a random worker every 0.5 s under load"}
+             "killload": "kill -9 a random worker every 0.5 s under load",
+             "evict": "memcached full, evicting under load"}
     for f in faults:
         detail = f["detail"].replace("|", "\\|")
         if f["crashes"]:
