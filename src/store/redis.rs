@@ -93,7 +93,7 @@ macro_rules! release_lua {
         r#"
   redis.call('DEL', KEYS[1], KEYS[3])
   redis.call('RPUSH', KEYS[3], '1')
-  redis.call('PEXPIRE', KEYS[3], 5000)
+  redis.call('PEXPIRE', KEYS[3], '5000')
 "#
     };
 }
@@ -120,7 +120,8 @@ if token ~= '' then
     return 0
   end
 end
-local inc = redis.call('HGET', KEYS[2], 'i')
+local held = redis.call('HMGET', KEYS[2], 'i', 'u')
+local inc, u = held[1], held[2]
 if (fence ~= '' and inc ~= fence) or (mode == 't' and not inc) then
   release()
   return -1
@@ -128,24 +129,31 @@ end
 if mode == 't' then
   redis.call('HSET', KEYS[2], 'a', ARGV[10])
 else
-  local old = redis.call('HGET', KEYS[2], 'u')
   if not inc then
     redis.call('HSET', KEYS[2], 'i', ARGV[8], 'g', redis.call('GET', KEYS[4]) or '0')
   end
   redis.call('HSET', KEYS[2], 'd', ARGV[3], 'm', ARGV[4], 'a', ARGV[10])
-  if ARGV[9] ~= '' then redis.call('HSET', KEYS[2], 'u', ARGV[9]) else redis.call('HDEL', KEYS[2], 'u') end
-  if old and old ~= ARGV[9] then redis.call('SREM', ARGV[11] .. old, ARGV[12]) end
+  if ARGV[9] ~= '' then
+    if u ~= ARGV[9] then redis.call('HSET', KEYS[2], 'u', ARGV[9]) end
+  elseif u then
+    redis.call('HDEL', KEYS[2], 'u')
+  end
+  if u and u ~= ARGV[9] then redis.call('SREM', ARGV[11] .. u, ARGV[12]) end
+  u = ARGV[9] ~= '' and ARGV[9] or nil
 end
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ttl) else redis.call('PERSIST', KEYS[2]) end
-local u = redis.call('HGET', KEYS[2], 'u')
+-- Numbers go to Redis as the strings they came as: Lua would format them.
+if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) else redis.call('PERSIST', KEYS[2]) end
 if u then
-  -- The index lives as long as the longest-lived of its sessions.
+  -- The index lives as long as the longest-lived of its sessions
+  -- (PTTL: -2 missing, -1 kept forever).
   local uk = ARGV[11] .. u
-  local fresh = redis.call('EXISTS', uk) == 0
-  redis.call('SADD', uk, ARGV[12])
   local left = redis.call('PTTL', uk)
-  if ttl == 0 then redis.call('PERSIST', uk)
-  elseif (fresh or left >= 0) and left < ttl then redis.call('PEXPIRE', uk, ttl) end
+  redis.call('SADD', uk, ARGV[12])
+  if ttl == 0 then
+    if left >= 0 then redis.call('PERSIST', uk) end
+  elseif left ~= -1 and left < ttl then
+    redis.call('PEXPIRE', uk, ARGV[5])
+  end
 end
 release()
 return 1
@@ -372,6 +380,42 @@ impl RedisStore {
         unreachable!("the loop returns on its second attempt")
     }
 
+    /// The uncontended case without a script, which costs Redis several
+    /// times the commands' own work: SET NX, then the session and the
+    /// generation, pipelined in one round trip. None when the lock is taken
+    /// (or is already ours: a retry after a lost reply), for ACQUIRE to sort
+    /// out. Reading after a SET that another client's commands may follow is
+    /// safe: only the lock holder writes, and kills are fenced at write.
+    fn try_acquire(&mut self, id: &SessionId, lock_key: &str, value: &str, lease: &str) -> Result<Option<Option<Record>>> {
+        let (session_key, generation_key) = (self.key(id, "s"), self.generation_key());
+        let (set, fields, generation): (Option<String>, Vec<Value>, Option<u64>) = self.call("acquire the lock", |c| {
+            redis::pipe()
+                .cmd("SET").arg(lock_key).arg(value).arg("NX").arg("PX").arg(lease)
+                .cmd("HMGET").arg(&session_key).arg(&["d", "m", "a", "i", "g", "u"])
+                .cmd("GET").arg(&generation_key)
+                .query(c)
+        })?;
+        if set.is_none() {
+            return Ok(None);
+        }
+        let number = |v: Option<&Value>| v.and_then(bytes_of).and_then(|b| String::from_utf8(b).ok()).and_then(|t| t.parse::<u64>().ok());
+        if matches!(fields.get(1), Some(Value::BulkString(_))) && number(fields.get(4)).unwrap_or(0) < generation.unwrap_or(0) {
+            // Ended by a kill_all: remove it as the scripts' load() does.
+            let user = fields.get(5).and_then(bytes_of);
+            let index = user.map(|u| [self.user_prefix().into_bytes(), u].concat());
+            self.call("remove a session ended by kill_all", |c| {
+                let mut p = redis::pipe();
+                p.cmd("DEL").arg(&session_key).ignore();
+                if let Some(k) = &index {
+                    p.cmd("SREM").arg(k).arg(id.as_str()).ignore();
+                }
+                p.query::<()>(c)
+            })?;
+            return Ok(Some(None));
+        }
+        Ok(Some(record_of(id, fields.get(..4).unwrap_or(&[]))?))
+    }
+
     /// Starts (Some(lease)) or stops (None) keeping a held lock alive.
     fn keep_alive(&mut self, key: &str, token: &LockToken, lease: Option<Duration>) {
         if !self.renew_enabled {
@@ -446,6 +490,10 @@ impl Store for RedisStore {
         let deadline = Instant::now() + req.wait;
         let lease = millis(req.ttl).to_string();
         let user_prefix = self.user_prefix();
+        if let Some(record) = self.try_acquire(id, &lock_key, &value, &lease)? {
+            self.keep_alive(&lock_key, &token, Some(req.ttl));
+            return Ok(Locked::Acquired { token, record });
+        }
         let script = self.scripts.acquire.clone();
         loop {
             let args: [&[u8]; 4] = [value.as_bytes(), lease.as_bytes(), user_prefix.as_bytes(), id.as_str().as_bytes()];
