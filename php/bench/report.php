@@ -41,7 +41,7 @@ foreach ($rows as $metric => $stores) {
 }
 if ($registry) {
     $md .= "\n## Session registry: one user's 10 sessions among N sessions of N/10 users\n\n"
-        . "Median and 99th percentile over 200 users picked at random; `kill_all_sessions()` once, at the end. "
+        . "Median and 99th percentile over 500 users picked at random; `kill_all_sessions()` once, at the end. "
         . "Flat from 10,000 to 100,000 sessions means the cost follows the user's sessions, not the store's.\n\n"
         . "| store | sessions | `user_sessions()` median | p99 | `kill_user_sessions()` median | p99 | `kill_all_sessions()` |\n"
         . "|---|--:|--:|--:|--:|--:|--:|\n";

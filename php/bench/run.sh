@@ -81,7 +81,7 @@ for store in redis memcached; do
 done
 
 REGISTRY_SIZES=${BENCH_REGISTRY_SIZES:-10000 100000}
-echo "== session registry: one user's 10 sessions among N sessions of N/10 users, 200 users sampled per figure"
+echo "== session registry: one user's 10 sessions among N sessions of N/10 users, 500 users sampled per figure"
 printf '   %-10s %7s  %-24s %-24s %12s %10s\n' store sessions "user_sessions() med/p99" "kill_user_sessions() med/p99" kill_all fill/s
 for store in files redis memcached; do
   case $store in
@@ -94,7 +94,7 @@ for store in files redis memcached; do
     if [ "$store" = files ]; then path="$PWD/$OUT/registry-$n"; rm -rf "$path"; mkdir -p "$path"
     else path="$base?prefix=bench-reg$n:"; fi
     res=$(php -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
-            -d session.gc_probability=0 -d "session.save_path=\"$path\"" php/bench/registry.php "$n" 200)
+            -d session.gc_probability=0 -d "session.save_path=\"$path\"" php/bench/registry.php "$n" 500)
     get() { php -n -r '$j = json_decode(stream_get_contents(STDIN), true); foreach (explode(".", $argv[1]) as $k) $j = $j[$k]; echo $j;' "$1" <<<"$res"; }
     for m in user_sessions.median_ms user_sessions.p99_ms kill_user_sessions.median_ms kill_user_sessions.p99_ms kill_all_ms; do
       record "$store" "registry.$m" "$n" "$(get "$m")"

@@ -165,6 +165,11 @@ main() {
   local rc=0
   "$PY" "$E2E/report.py" report "$RUN" > "$RUN/report.md" || rc=$?
   cat "$RUN/report.md"
+  # A full run (every handler, every scenario) is the one worth keeping.
+  if [ "$(echo $E2E_HANDLERS)" = "$(echo $E2E_HANDLERS_DEFAULT)" ] && [ "$(echo $E2E_FAULTS)" = "$(echo $E2E_FAULTS_DEFAULT)" ]; then
+    cp "$RUN/report.md" "$ROOT/bench/soak-report.md"
+    log "report kept in bench/soak-report.md"
+  fi
   return $rc
 }
 
