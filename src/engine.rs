@@ -60,7 +60,8 @@ pub struct Stats {
     pub writes: AtomicU64,
     pub writes_skipped: AtomicU64,
     pub lock_acquired: AtomicU64,
-    pub lock_wait_ms: AtomicU64,
+    /// Kept in µs so that many short waits add up; shown in ms.
+    pub lock_wait_us: AtomicU64,
     pub lock_timeouts: AtomicU64,
     pub store_errors: AtomicU64,
 }
@@ -70,7 +71,7 @@ pub static STATS: Stats = Stats {
     writes: AtomicU64::new(0),
     writes_skipped: AtomicU64::new(0),
     lock_acquired: AtomicU64::new(0),
-    lock_wait_ms: AtomicU64::new(0),
+    lock_wait_us: AtomicU64::new(0),
     lock_timeouts: AtomicU64::new(0),
     store_errors: AtomicU64::new(0),
 };
@@ -83,7 +84,7 @@ impl Stats {
             ("writes", get(&self.writes)),
             ("writes_skipped", get(&self.writes_skipped)),
             ("lock_acquired", get(&self.lock_acquired)),
-            ("lock_wait_ms", get(&self.lock_wait_ms)),
+            ("lock_wait_ms", get(&self.lock_wait_us) / 1000),
             ("lock_timeouts", get(&self.lock_timeouts)),
             ("store_errors", get(&self.store_errors)),
         ]
@@ -289,7 +290,7 @@ impl Engine {
         let started = Instant::now();
         let outcome = counted(self.store.lock().lock_and_read(&id, &req))?;
         let waited = started.elapsed();
-        bump(&STATS.lock_wait_ms, waited.as_millis() as u64);
+        bump(&STATS.lock_wait_us, waited.as_micros() as u64);
         match outcome {
             Locked::Acquired { token, record } => {
                 bump(&STATS.lock_acquired, 1);

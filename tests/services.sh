@@ -37,9 +37,15 @@ ENV
 }
 
 stop() {
+  local f pid
   for f in "$RUN"/redis.pid "$RUN"/memcached-*.pid; do
     [ -f "$f" ] || continue
-    kill "$(cat "$f")" 2>/dev/null || true
+    pid=$(cat "$f")
+    kill "$pid" 2>/dev/null || true
+    # Wait for it to be gone: a server started right after must not find
+    # the port still held (memcached -d would then die after forking,
+    # while wait_port saw the old one answer).
+    for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
     rm -f "$f"
   done
   [ "${1:-}" = quiet ] || echo "services stopped"

@@ -3,9 +3,13 @@
 // php/bench/run.sh recorded in .run/bench/results.tsv.
 // Usage: php report.php RESULTS_DIR OUTPUT_DIR
 [, $in, $out] = $argv;
-$rows = [];
+$rows = $rss = [];
 foreach (file("$in/results.tsv", FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) ?: [] as $line) {
     [$store, $metric, $handler, $value] = explode("\t", $line);
+    if ($metric === 'rss') {
+        $rss[$store] = [(int) $handler, ...array_map('intval', explode(' ', $value))];
+        continue;
+    }
     $rows[$metric][$store][$handler] = (float) $value;
 }
 $machine = trim((string) @file_get_contents("$in/machine.txt"));
@@ -51,6 +55,13 @@ if ($registry) {
         $md .= sprintf("| %s | %s | %s | %s | %s | %s | %s |\n", $store, number_format((int) $size),
             $cell($r, 'user_sessions.median_ms'), $cell($r, 'user_sessions.p99_ms'),
             $cell($r, 'kill_user_sessions.median_ms'), $cell($r, 'kill_user_sessions.p99_ms'), $cell($r, 'kill_all_ms'));
+    }
+}
+if ($rss) {
+    $md .= "\n## Memory: RSS of one PHP process over locked session cycles\n\n"
+        . "| store | cycles | RSS before | RSS after | growth |\n|---|--:|--:|--:|--:|\n";
+    foreach ($rss as $store => [$cycles, $before, $after]) {
+        $md .= sprintf("| %s | %s | %d kB | %d kB | %d kB |\n", $store, number_format($cycles), $before, $after, $after - $before);
     }
 }
 @mkdir($out, 0755, true);

@@ -61,17 +61,22 @@ echo
 RSS_CYCLES=${BENCH_RSS_CYCLES:-100000}
 echo "== memory: RSS of one process over $RSS_CYCLES locked cycles (after 1000 warm-up cycles)"
 mkdir -p "$OUT/rss"
-rss_row() { # label, php args...
-  local label=$1; shift
+rss_row() { # label, store, php args...
+  local label=$1 store=$2; shift 2
   local res; res=$(php "$@" php/bench/rss.php "$RSS_CYCLES")
+  record "$store" rss "$RSS_CYCLES" "$(json rss_before_kb <<<"$res") $(json rss_after_kb <<<"$res")"
   printf '   %-18s %6s kB → %6s kB (growth %s kB)\n' "$label" "$(json rss_before_kb <<<"$res")" \
     "$(json rss_after_kb <<<"$res")" "$(json growth_kb <<<"$res")"
 }
-rss_row "rsession (files)" -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
+rss_row "rsession (files)" files -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
   -d session.save_path="$PWD/$OUT/rss"
 if [ -n "${RSESSION_TEST_REDIS:-}" ]; then
-  rss_row "rsession (redis)" -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
+  rss_row "rsession (redis)" redis -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
     -d "session.save_path=\"$RSESSION_TEST_REDIS?prefix=bench-rss:\""
+fi
+if [ -n "${RSESSION_TEST_MEMCACHED:-}" ]; then
+  rss_row "rsession (memcached)" memcached -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
+    -d "session.save_path=\"$RSESSION_TEST_MEMCACHED?prefix=bench-rss:\""
 fi
 echo
 

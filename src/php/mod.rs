@@ -151,11 +151,15 @@ pub(crate) fn ini_long(name: &str, default: i64) -> i64 {
     ini_string(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
+const SETTING_INI_NAMES: [&str; 5] =
+    ["rsession.locking", "rsession.lock_wait_ms", "rsession.lock_ttl_ms", "rsession.lock_failure", "rsession.read_only"];
+
 /// The `rsession.*` INI settings as they stand now.
 pub(crate) fn settings_from_ini() -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
-    for name in SETTING_NAMES {
-        if let Some(v) = ini_string(&format!("rsession.{name}")) {
+    for (name, ini_name) in SETTING_NAMES.iter().zip(SETTING_INI_NAMES) {
+        debug_assert_eq!(ini_name.strip_prefix("rsession."), Some(*name));
+        if let Some(v) = ini_string(ini_name) {
             s.set(name, &v).map_err(|e| match e {
                 ConfigError::Option { reason, .. } => {
                     ConfigError::Option { name: format!("rsession.{name}"), reason }
@@ -180,8 +184,18 @@ pub(crate) fn temp_dir() -> PathBuf {
     .clone()
 }
 
+/// Parses a save path; the last one parsed is kept, since a worker opens
+/// the same path request after request.
 pub(crate) fn parse_save_path(save_path: &str) -> Result<StoreConfig, ConfigError> {
-    StoreConfig::parse(save_path, &temp_dir())
+    static LAST: parking_lot::Mutex<Option<(String, StoreConfig)>> = parking_lot::Mutex::new(None);
+    if let Some((text, config)) = LAST.lock().as_ref() {
+        if text == save_path {
+            return Ok(config.clone());
+        }
+    }
+    let config = StoreConfig::parse(save_path, &temp_dir())?;
+    *LAST.lock() = Some((save_path.to_string(), config.clone()));
+    Ok(config)
 }
 
 /// Where this request comes from: its URI and REMOTE_ADDR.

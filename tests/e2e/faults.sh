@@ -429,10 +429,12 @@ rsession.lock_ttl_ms = $E2E_FAULT_LOCK_TTL_MS"
   done
   for ((i = 0; i < E2E_SESSIONS; i++)); do sids+=("$(new_sid el)"); done
   "$PY" "$E2E/load.py" --port "$E2E_PORT" --timeout 20 run \
-    --sessions "$(IFS=,; echo "${sids[*]}")" --conns 16 --duration 8 \
+    --sessions "$(IFS=,; echo "${sids[*]}")" --conns 16 --duration 14 \
     --mix "inc:80,ro:20" --out "$dir/load.json" &
   loadpid=$!
   sleep 1
+  # The filler takes 7-10 s: it is done well before the load stops, so the
+  # loaded sessions are read back before junk can push them out as idle.
   "$PY" - "$E2E_EVICT_PORT" "$((3 * E2E_EVICT_MB))" > "$dir/filler.txt" <<'PY'
 import random, socket, sys, time
 port, megabytes = int(sys.argv[1]), int(sys.argv[2])

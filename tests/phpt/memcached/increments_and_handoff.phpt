@@ -32,7 +32,7 @@ $holder = start_child("
     session_id('mchandoff1');
     session_start();
     touch('$dir/holding');
-    usleep(300000);
+    usleep(" . (300000 * slow()) . ");   // outlasts the waiter's start-up, even under valgrind
     \$released = hrtime(true);
     session_write_close();
     echo \$released, \"\\n\";", ['session.save_path' => $path]);

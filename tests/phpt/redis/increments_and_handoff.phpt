@@ -29,13 +29,14 @@ var_dump($_SESSION['n']);
 session_destroy();
 
 // Handoff: the waiter returns right after the holder's release (the lease is
-// 10 s, so only a wake-up explains a prompt return).
+// 10 s, so only a wake-up explains a prompt return). The hold outlasts the
+// waiter's start-up (slow() under valgrind) so that it really waits.
 $dir = fresh_dir('redis-handoff');
 $holder = start_child("
     session_id('redishandoff1');
     session_start();
     touch('$dir/holding');
-    usleep(300000);
+    usleep(" . (300000 * slow()) . ");
     \$released = hrtime(true);
     session_write_close();
     echo \$released, \"\\n\";", ['session.save_path' => $path]);

@@ -37,7 +37,7 @@ var_dump($_SESSION['v']);
 session_destroy();
 ?>
 --EXPECTF--
-Notice: session_start(): rsession: gave up waiting for the lock on session lockfail… after 1%d ms; held by pid %d on host %s for %d ms (uri %s); the session is read-only for this request in %s on line %d
+Notice: session_start(): rsession: gave up waiting for the lock on session lockfail… after %d ms; held by pid %d on host %s for %d ms (uri %s); the session is read-only for this request in %s on line %d
 bool(true)
 string(6) "stored"
 
