@@ -335,6 +335,20 @@ impl MemcachedStore {
         }
     }
 
+    /// Runs a pipeline on the server where this process holds the session's
+    /// lock: the lock and the data read under it live there, even if the
+    /// ring has moved on since (a server left out or back). Without a lock,
+    /// as [`Self::on_session`].
+    fn on_locked(&mut self, id: &SessionId, build: impl Fn(&Self) -> (Vec<u8>, usize)) -> Result<(usize, Vec<Reply>)> {
+        match self.held.get(id).map(|h| h.server) {
+            Some(s) => {
+                let (request, n) = build(self);
+                Ok((s, self.exchange(s, &request, n)?))
+            }
+            None => self.on_session(id, build),
+        }
+    }
+
     /// Starts (Some(lease)) or stops (None) keeping a held lock alive.
     fn keep_alive(&mut self, s: usize, key: String, lease: Option<Duration>) {
         if std::env::var_os("RSESSION_TEST_NO_RENEW").is_some() {
@@ -607,7 +621,7 @@ impl Store for MemcachedStore {
         };
         let (lock_key, data_key) = (self.key(id, "l"), self.key(id, "d"));
         let ttl = ttl_arg(put.ttl);
-        let (_, replies) = self.on_session(id, |_| {
+        let (server, replies) = self.on_locked(id, |_| {
             let mut r = match &item {
                 Some(item) => {
                     // Under a lock: only over the session we read (CAS), or
@@ -635,8 +649,7 @@ impl Store for MemcachedStore {
         let released = held.is_some_and(|(_, _, release)| release);
         if released {
             self.held.remove(id);
-            let s = self.server_for(id).unwrap_or(0);
-            self.keep_alive(s, lock_key, None);
+            self.keep_alive(server, lock_key, None);
         }
         let stored = &replies[0];
         match (&item, stored.code.as_str()) {
@@ -669,14 +682,15 @@ impl Store for MemcachedStore {
         self.held.remove(id);
         let key = self.key(id, "l");
         self.keep_alive(server, key.clone(), None);
-        self.on_session(id, |_| (format!("md {key} C{cas}\r\n").into_bytes(), 1))?;
+        self.exchange(server, format!("md {key} C{cas}\r\n").as_bytes(), 1)?;
         Ok(())
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
-        let record = self.read(id)?;
         let key = self.key(id, "d");
-        let (_, r) = self.on_session(id, |_| (format!("md {key}\r\n").into_bytes(), 1))?;
+        let (s, r) = self.on_locked(id, |me| (read_commands(&key, &me.prefix).into_bytes(), 2))?;
+        let record = self.record_of(id, s, &r[0], &r[1])?;
+        let (_, r) = self.on_locked(id, |_| (format!("md {key}\r\n").into_bytes(), 1))?;
         if let Some(h) = self.held.get_mut(id) {
             h.data_cas = None;
         }
@@ -921,6 +935,32 @@ mod tests {
         assert_eq!(m.kill_user("ann", Some(&ids[3])).unwrap(), 11);
         assert_eq!(m.user_sessions("ann").unwrap().len(), 1);
         assert!(m.exists(&ids[3]).unwrap() && !m.exists(&ids[4]).unwrap());
+    }
+
+    #[test]
+    fn a_locked_request_writes_where_it_took_the_lock_when_the_ring_moves() {
+        let two = format!("{},{}", server("RSESSION_TEST_MEMCACHED"), server("RSESSION_TEST_MEMCACHED_2").trim_start_matches("memcached://"));
+        let mut m = store_at(&two, "pin");
+        let s = id("pinnedsession");
+        let owner = m.server_for(&s).unwrap();
+        // The owner is left out for a while: the session lives on the other.
+        m.servers[owner].dead_until = Some(Instant::now() + Duration::from_secs(60));
+        let other = m.server_for(&s).unwrap();
+        assert_ne!(owner, other);
+        m.save(&s, &put(Save::Write(b"first"), &meta(), TTL, None)).unwrap();
+        let Locked::Acquired { token, record } = m.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        let record = record.expect("written on the other server");
+        // The owner comes back in the middle of the request.
+        m.servers[owner].dead_until = None;
+        let mut p = put(Save::Write(b"second"), &record.meta, TTL, Some((token, true)));
+        p.existed = true;
+        m.save(&s, &p).expect("the write goes where the lock is, not to the revived owner");
+        let key = m.key(&s, "d");
+        let r = m.exchange(other, format!("mg {key} v\r\n").as_bytes(), 1).unwrap();
+        let (_, data) = envelope::decode(r[0].value.as_deref().unwrap()).unwrap();
+        assert_eq!(data, b"second");
+        let lock = m.key(&s, "l");
+        assert_eq!(m.exchange(other, format!("mg {lock} v\r\n").as_bytes(), 1).unwrap()[0].code, "EN", "lock released");
     }
 
     #[test]
