@@ -15,7 +15,8 @@
 //! registry needs a single Redis server (or a primary with replicas), not
 //! Redis Cluster.
 //!
-//! Round trips: taking the lock and reading the session is one Lua script;
+//! Round trips: taking the lock and reading the session is one pipeline
+//! (a free lock) or one Lua script (a taken one, or ours after a lost reply);
 //! writing (or recording an access) and releasing is another, which checks
 //! the owner token and the incarnation first, so a request that lost its
 //! lock never overwrites the next holder's data, and one whose session was
