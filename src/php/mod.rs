@@ -151,15 +151,11 @@ pub(crate) fn ini_long(name: &str, default: i64) -> i64 {
     ini_string(name).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
 }
 
-const SETTING_INI_NAMES: [&str; 5] =
-    ["rsession.locking", "rsession.lock_wait_ms", "rsession.lock_ttl_ms", "rsession.lock_failure", "rsession.read_only"];
-
 /// The `rsession.*` INI settings as they stand now.
 pub(crate) fn settings_from_ini() -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
-    for (name, ini_name) in SETTING_NAMES.iter().zip(SETTING_INI_NAMES) {
-        debug_assert_eq!(ini_name.strip_prefix("rsession."), Some(*name));
-        if let Some(v) = ini_string(ini_name) {
+    for name in SETTING_NAMES {
+        if let Some(v) = ini_string(&format!("rsession.{name}")) {
             s.set(name, &v).map_err(|e| match e {
                 ConfigError::Option { reason, .. } => {
                     ConfigError::Option { name: format!("rsession.{name}"), reason }

@@ -203,9 +203,19 @@ fn lease_arg(lease: Duration) -> u64 {
     ttl_arg(lease.max(Duration::from_millis(1))) + 1
 }
 
+/// The command that reads a session item with what record_of needs.
+fn read_item_command(data_key: &str) -> String {
+    format!("mg {data_key} v c f t\r\n")
+}
+
 /// The commands that read a session and its server's generation.
 fn read_commands(data_key: &str, prefix: &str) -> String {
-    format!("mg {data_key} v c f t\r\nmg {prefix}gen v\r\n")
+    format!("{}mg {} v\r\n", read_item_command(data_key), generation_key(prefix))
+}
+
+/// The key of the generation kill_all moves (one per server).
+fn generation_key(prefix: &str) -> String {
+    format!("{prefix}gen")
 }
 
 fn number(r: &Reply) -> u64 {
@@ -400,7 +410,7 @@ impl MemcachedStore {
             // lower than a session written under it. Put back the highest
             // generation known, so sessions that a kill_all ended before
             // the loss stay ended once a newer session has been seen.
-            let key = format!("{}gen", self.prefix);
+            let key = generation_key(&self.prefix);
             let g = meta.generation.to_string();
             self.exchange(s, format!("ms {key} {} T0 ME\r\n{g}\r\n", g.len()).as_bytes(), 1)?;
             self.generations.insert(s, (meta.generation, Instant::now()));
@@ -446,8 +456,8 @@ impl MemcachedStore {
     fn read_many(&mut self, ids: &[SessionId]) -> Result<Vec<Option<Record>>> {
         let mut out: Vec<Option<Record>> = vec![None; ids.len()];
         for (s, group) in self.by_server(ids)? {
-            let mut request: String = group.iter().map(|&i| format!("mg {} v c f t\r\n", self.key(&ids[i], "d"))).collect();
-            request.push_str(&format!("mg {}gen v\r\n", self.prefix));
+            let mut request: String = group.iter().map(|&i| read_item_command(&self.key(&ids[i], "d"))).collect();
+            request.push_str(&format!("mg {} v\r\n", generation_key(&self.prefix)));
             match self.exchange(s, request.as_bytes(), group.len() + 1) {
                 Ok(replies) => {
                     let (items, generation) = replies.split_at(group.len());
@@ -475,7 +485,7 @@ impl MemcachedStore {
                 return Ok(*g);
             }
         }
-        let key = format!("{}gen", self.prefix);
+        let key = generation_key(&self.prefix);
         let (s, r) = self.on_session(id, |_| (format!("mg {key} v\r\n").into_bytes(), 1))?;
         let g = number(&r[0]);
         self.generations.insert(s, (g, Instant::now()));
@@ -717,9 +727,13 @@ impl Store for MemcachedStore {
     }
 
     fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
-        let raw_ids = self.index_update(user, |_| {})?;
-        let (ids, mut gone): (Vec<_>, Vec<_>) = raw_ids.into_iter().partition(|raw| SessionId::parse(raw.as_bytes()).is_some());
-        let ids: Vec<SessionId> = ids.iter().filter_map(|raw| SessionId::parse(raw.as_bytes())).collect();
+        let (mut ids, mut gone) = (Vec::new(), Vec::new());
+        for raw in self.index_update(user, |_| {})? {
+            match SessionId::parse(raw.as_bytes()) {
+                Some(id) => ids.push(id),
+                None => gone.push(raw),
+            }
+        }
         let mut out = Vec::with_capacity(ids.len());
         for (id, record) in ids.iter().zip(self.read_many(&ids)?) {
             match record {
@@ -757,7 +771,7 @@ impl Store for MemcachedStore {
     /// missing). A server that cannot be reached keeps its sessions: that is
     /// an error, after the others were done.
     fn kill_all(&mut self) -> Result<i64> {
-        let key = format!("{}gen", self.prefix);
+        let key = generation_key(&self.prefix);
         let mut failed = Vec::new();
         for s in 0..self.servers.len() {
             match self.exchange(s, format!("ma {key} N0 J1 v\r\n").as_bytes(), 1) {
@@ -971,7 +985,7 @@ mod tests {
         a.kill_all().unwrap();
         a.save(&new, &put(Save::Write(b"new"), &meta(), TTL, None)).unwrap();
         // memcached evicts the counter; a fresh worker knows nothing of it.
-        let key = format!("{}gen", a.prefix);
+        let key = generation_key(&a.prefix);
         a.exchange(0, format!("md {key}\r\n").as_bytes(), 1).unwrap();
         let mut b = store("genloss");
         assert_eq!(read_data(&mut b, &new).as_deref(), Some(&b"new"[..]));

@@ -399,8 +399,8 @@ impl RedisStore {
         if set.is_none() {
             return Ok(None);
         }
-        let number = |v: Option<&Value>| v.and_then(bytes_of).and_then(|b| String::from_utf8(b).ok()).and_then(|t| t.parse::<u64>().ok());
-        if matches!(fields.get(1), Some(Value::BulkString(_))) && number(fields.get(4)).unwrap_or(0) < generation.unwrap_or(0) {
+        let stale = fields.get(4).and_then(number_of).unwrap_or(0) < generation.unwrap_or(0);
+        if matches!(fields.get(1), Some(Value::BulkString(_))) && stale {
             // Ended by a kill_all: remove it as the scripts' load() does.
             let user = fields.get(5).and_then(bytes_of);
             let index = user.map(|u| [self.user_prefix().into_bytes(), u].concat());
@@ -461,14 +461,18 @@ fn record_of(id: &SessionId, fields: &[Value]) -> Result<Option<Record>> {
     let [d, m, a, i] = fields else { return Ok(None) };
     let (Some(data), Some(m)) = (bytes_of(d), bytes_of(m)) else { return Ok(None) };
     let mut meta = Meta::decode(&m).map_err(|e| StoreError::corrupt(NAME, id, e))?;
-    let number = |v: &Value| bytes_of(v).and_then(|b| String::from_utf8(b).ok()).and_then(|t| t.parse::<u64>().ok());
-    if let Some(a) = number(a) {
+    if let Some(a) = number_of(a) {
         meta.last_access = a;
     }
-    if let Some(i) = number(i) {
+    if let Some(i) = number_of(i) {
         meta.incarnation = i;
     }
     Ok(Some(Record { meta, data }))
+}
+
+/// A number as Redis returns it: a decimal string.
+fn number_of(v: &Value) -> Option<u64> {
+    bytes_of(v).and_then(|b| String::from_utf8(b).ok()).and_then(|t| t.parse().ok())
 }
 
 fn bytes_of(v: &Value) -> Option<Vec<u8>> {
