@@ -14,7 +14,7 @@ use ext_php_rs::internal::startup_guard;
 use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, SapiGlobals, StaticModuleEntry};
 use parking_lot::Mutex;
 
-use crate::config::{SETTING_NAMES, Settings, StoreConfig};
+use crate::config::{SETTING_INI_NAMES, SETTING_NAMES, Settings, StoreConfig};
 use crate::error::{ConfigError, EngineError};
 
 mod ffi;
@@ -154,12 +154,10 @@ pub(crate) fn ini_long(name: &str, default: i64) -> i64 {
 /// The `rsession.*` INI settings as they stand now.
 pub(crate) fn settings_from_ini() -> Result<Settings, ConfigError> {
     let mut s = Settings::default();
-    for name in SETTING_NAMES {
-        if let Some(v) = ini_string(&format!("rsession.{name}")) {
+    for (name, ini_name) in SETTING_NAMES.iter().zip(SETTING_INI_NAMES) {
+        if let Some(v) = ini_string(ini_name) {
             s.set(name, &v).map_err(|e| match e {
-                ConfigError::Option { reason, .. } => {
-                    ConfigError::Option { name: format!("rsession.{name}"), reason }
-                }
+                ConfigError::Option { reason, .. } => ConfigError::Option { name: ini_name.to_string(), reason },
                 other => other,
             })?;
         }

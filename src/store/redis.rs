@@ -310,16 +310,23 @@ impl RedisStore {
         })
     }
 
+    /// `<prefix>{<id>}:<kind>`; built by hand, as it is on every call's path.
     fn key(&self, id: &SessionId, kind: &str) -> String {
-        format!("{}{{{}}}:{}", self.prefix, id, kind)
+        let mut k = String::with_capacity(self.prefix.len() + id.as_str().len() + kind.len() + 3);
+        k.push_str(&self.prefix);
+        k.push('{');
+        k.push_str(id.as_str());
+        k.push_str("}:");
+        k.push_str(kind);
+        k
     }
 
     fn user_prefix(&self) -> String {
-        format!("{}u:", self.prefix)
+        [self.prefix.as_str(), "u:"].concat()
     }
 
     fn generation_key(&self) -> String {
-        format!("{}gen", self.prefix)
+        [self.prefix.as_str(), "gen"].concat()
     }
 
     /// The keys the session scripts take: lock, session, wake, generation.
