@@ -13,9 +13,12 @@ foreach (file("$in/results.tsv", FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) 
     $rows[$metric][$store][$handler] = (float) $value;
 }
 $machine = trim((string) @file_get_contents("$in/machine.txt"));
+// metric => [title, format, drawn in the chart]
 $titles = [
-    'cycles_per_s' => ['Locked session cycles per second, one process (start → change 1 KB → write_close); higher is better', '%.0f/s'],
-    'handoff_mean_ms' => ['Mean lock handoff delay, 8 processes each holding the lock 20 ms; lower is better', '%.3f ms'],
+    'cycles_per_s' => ['Locked session cycles per second, one process (start → change 1 KB → write_close); higher is better', '%.0f/s', true],
+    'client_cpu_us' => ['CPU time of the PHP process per locked cycle (user + system); lower is better', '%.1f µs', false],
+    'server_cpu_us' => ['CPU time of the store server per locked cycle (user + system); lower is better', '%.1f µs', false],
+    'handoff_mean_ms' => ['Mean lock handoff delay, 8 processes each holding the lock 20 ms; lower is better', '%.3f ms', true],
 ];
 $md = "# rsession benchmark report\n\nWritten by `make bench` on " . date('Y-m-d H:i T') . ".\n"
     . "Machine: $machine. Every figure is a median over alternating runs of rsession and its peer in one invocation "
@@ -69,8 +72,8 @@ file_put_contents("$out/report.md", $md);
 
 // Two panels of grouped horizontal bars.
 $w = 760; $barH = 18; $y = 30; $svg = '';
-foreach ($titles as $metric => [$title, $fmt]) {
-    if (empty($rows[$metric])) continue;
+foreach ($titles as $metric => [$title, $fmt, $drawn]) {
+    if (!$drawn || empty($rows[$metric])) continue;
     $max = max(array_map('max', $rows[$metric])) ?: 1;
     $svg .= sprintf('<text x="10" y="%d" font-weight="bold">%s</text>', $y, htmlspecialchars(explode(';', $title)[0]));
     $y += 12;

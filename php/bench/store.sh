@@ -37,16 +37,38 @@ PEER_ARGS=(-n "${PEER_ARGS[@]}" -d session.use_strict_mode=0)
 ours_path() { printf "$OURS_PATH" "$1"; }
 peer_path() { printf "$PEER_PATH" "$1"; }
 
+SERVER=$( [ "$STORE" = redis ] && echo "${RSESSION_TEST_REDIS#redis://}" || echo "${RSESSION_TEST_MEMCACHED#memcached://}")
+server() { php -n php/bench/server_stats.php "$STORE" "$SERVER"; }
+# cycles LABEL php-args...: one cycles.php run; prints its per-second figure
+# and appends "client CPU µs, server CPU µs" per cycle to $OUT/cost-STORE-LABEL.
+cycles() {
+  local label=$1; shift
+  local before after res
+  before=$(server); res=$(php "$@" php/bench/cycles.php "$SECONDS_PER_RUN"); after=$(server)
+  php -n -r '[$b, $a, $r] = array_map(fn ($j) => json_decode($j, true), array_slice($argv, 1));
+    printf("%.1f %.1f\n", $r["client_cpu_us"], ($a["cpu_s"] - $b["cpu_s"]) / $r["cycles"] * 1e6);' \
+    "$before" "$after" "$res" >> "$OUT/cost-$STORE-$label"
+  json per_second <<<"$res"
+}
+col() { awk -v c="$1" '{print $c}' "$OUT/cost-$STORE-$2" | median; }
+
 echo "== $STORE: locked cycles/s in one process (start → change 1 KB → write_close), median of $ROUNDS alternating runs"
-ours=(); peer=()
+ours=(); peer=(); rm -f "$OUT/cost-$STORE-"*
 for r in $(seq "$ROUNDS"); do
-  ours+=("$(php "${OURS[@]}" -d "session.save_path=\"$(ours_path "c$r")\"" php/bench/cycles.php "$SECONDS_PER_RUN" | json per_second)")
-  peer+=("$(php "${PEER_ARGS[@]}" -d "session.save_path=\"$(peer_path "c$r")\"" php/bench/cycles.php "$SECONDS_PER_RUN" | json per_second)")
+  ours+=("$(cycles ours "${OURS[@]}" -d "session.save_path=\"$(ours_path "c$r")\"")")
+  peer+=("$(cycles peer "${PEER_ARGS[@]}" -d "session.save_path=\"$(peer_path "c$r")\"")")
 done
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
 record "$STORE" cycles_per_s rsession "$o"; record "$STORE" cycles_per_s "$PEER" "$p"
-printf '   rsession (%s): %8.0f/s\n   %-15s: %8.0f/s\n   ratio          : %8.2f\n\n' "$STORE" "$o" "$PEER" "$p" \
+printf '   rsession (%s): %8.0f/s\n   %-15s: %8.0f/s\n   ratio          : %8.2f\n' "$STORE" "$o" "$PEER" "$p" \
   "$(awk -v a="$o" -v b="$p" 'BEGIN {print a / b}')"
+echo "   CPU per cycle (medians): of the PHP process, and of the $STORE server"
+for who in ours peer; do
+  label=$([ $who = ours ] && echo rsession || echo "$PEER")
+  record "$STORE" client_cpu_us "$label" "$(col 1 $who)"; record "$STORE" server_cpu_us "$label" "$(col 2 $who)"
+  printf '   %-15s: client %6.1f µs, server %6.1f µs\n' "$label" "$(col 1 $who)" "$(col 2 $who)"
+done
+echo
 
 echo "== $STORE: lock handoff delay, 8 processes x 20 turns each holding the lock 20 ms; median over $ROUNDS alternating runs"
 declare -A means
