@@ -7,6 +7,7 @@
 //
 // Usage: php [ini...] handoff.php PROCESSES TURNS HOLD_MS   (driver)
 //        php [ini...] handoff.php --child ID TURNS HOLD_MS  (spawned)
+require __DIR__ . '/stats.php';
 if (($argv[1] ?? '') === '--child') {
     ob_start();
     [, , $sid, $turns, $holdMs] = $argv;
@@ -68,10 +69,8 @@ for ($i = 1; $i < count($all); $i++) {
         $delays[] = ($got - $prevRelease) / 1e6;
     }
 }
-sort($delays);
 $n = count($delays);
-$pick = fn($q) => $n ? $delays[min($n - 1, (int) floor($q * $n))] : null;
 echo json_encode([
     'turns' => count($all), 'expected' => $procs * $turns, 'handoffs' => $n,
-    'mean_ms' => $n ? array_sum($delays) / $n : null, 'median_ms' => $pick(0.5), 'p95_ms' => $pick(0.95),
+    'mean_ms' => $n ? array_sum($delays) / $n : null, 'median_ms' => median($delays), 'p95_ms' => quantile($delays, 0.95),
 ]), "\n";

@@ -22,13 +22,12 @@ function fail(string $what): never
     exit(1);
 }
 
-/** Median and 99th percentile of a list of ms. */
+require __DIR__ . '/stats.php';
+
+/** Median, 99th percentile and maximum of a list of ms. */
 function summary(array $ms): array
 {
-    sort($ms);
-    $n = count($ms);
-    $median = $n % 2 ? $ms[intdiv($n, 2)] : ($ms[$n / 2 - 1] + $ms[$n / 2]) / 2;
-    return ['median_ms' => $median, 'p99_ms' => $ms[min($n - 1, (int) ceil(0.99 * $n) - 1)], 'max_ms' => $ms[$n - 1]];
+    return ['median_ms' => median($ms), 'p99_ms' => quantile($ms, 0.99), 'max_ms' => max($ms)];
 }
 
 $t0 = hrtime(true);

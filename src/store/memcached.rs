@@ -710,10 +710,6 @@ impl Store for MemcachedStore {
         Ok(record.is_some() && r[0].code == "HD")
     }
 
-    fn exists(&mut self, id: &SessionId) -> Result<bool> {
-        Ok(self.read(id)?.is_some())
-    }
-
     /// memcached expires idle sessions itself (each item's TTL is its idle
     /// timeout; timeout 0 none), so gc finds nothing to remove.
     fn gc(&mut self, _default_timeout: u32) -> Result<u64> {

@@ -195,8 +195,11 @@ pub trait Store: Send {
     /// whether it existed.
     fn destroy(&mut self, id: &SessionId) -> Result<bool>;
 
-    /// Whether the session exists (strict mode, id collisions).
-    fn exists(&mut self, id: &SessionId) -> Result<bool>;
+    /// Whether the session exists (strict mode, id collisions). Stores
+    /// with a cheaper test than a read override it.
+    fn exists(&mut self, id: &SessionId) -> Result<bool> {
+        Ok(self.read(id)?.is_some())
+    }
 
     /// Removes sessions idle longer than their timeout (`default_timeout`
     /// for those without their own); returns how many.

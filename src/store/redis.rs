@@ -615,10 +615,6 @@ impl Store for RedisStore {
         Ok(n > 0)
     }
 
-    fn exists(&mut self, id: &SessionId) -> Result<bool> {
-        Ok(self.read(id)?.is_some())
-    }
-
     /// Redis expires idle sessions itself (every session carries its own
     /// idle timeout as expiry; timeout 0 none), so gc finds nothing left.
     fn gc(&mut self, _default_timeout: u32) -> Result<u64> {
