@@ -356,11 +356,6 @@ impl Default for Settings {
 /// The setting names, without the `rsession.` INI prefix.
 pub const SETTING_NAMES: [&str; 5] = ["locking", "lock_wait_ms", "lock_ttl_ms", "lock_failure", "read_only"];
 
-/// The same as INI names, spelled out: every callback looks them up, and
-/// formatting them each time showed in profiles.
-pub const SETTING_INI_NAMES: [&str; 5] =
-    ["rsession.locking", "rsession.lock_wait_ms", "rsession.lock_ttl_ms", "rsession.lock_failure", "rsession.read_only"];
-
 impl Settings {
     /// Sets one setting from its text form (as INI or an option gives it).
     pub fn set(&mut self, name: &str, value: &str) -> Result<(), ConfigError> {
@@ -413,13 +408,6 @@ mod tests {
 
     fn parse(s: &str) -> Result<StoreConfig, ConfigError> {
         StoreConfig::parse(s, Path::new("/tmp"))
-    }
-
-    #[test]
-    fn ini_names_are_the_setting_names_prefixed() {
-        for (name, ini) in SETTING_NAMES.iter().zip(SETTING_INI_NAMES) {
-            assert_eq!(ini, format!("rsession.{name}"));
-        }
     }
 
     #[test]

@@ -31,8 +31,7 @@ do {
 } while (hrtime(true) < $until);
 $dt = (hrtime(true) - $t0) / 1e9;
 $r1 = getrusage();
-// This process's CPU time (user + system), the part of a cycle that is not
-// waiting on the store.
+// This process's CPU time (user + system) over the timed cycles.
 $cpu = static fn (array $r): float => $r['ru_utime.tv_sec'] + $r['ru_utime.tv_usec'] / 1e6
     + $r['ru_stime.tv_sec'] + $r['ru_stime.tv_usec'] / 1e6;
 session_start();

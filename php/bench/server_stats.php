@@ -1,7 +1,7 @@
 <?php
 // The CPU seconds (user + system) a store server has used, for its cost per
-// session cycle. Prints one line of JSON. Plain sockets: the figure must not depend on either
-// client library under test.
+// session cycle. Prints one line of JSON. Plain sockets: the figure must not
+// depend on either client library under test.
 // Usage: php server_stats.php redis|memcached HOST:PORT
 [, $kind, $addr] = $argv + [null, null, null];
 $sock = @stream_socket_client("tcp://$addr", $errno, $error, 2.0);

@@ -20,6 +20,7 @@ case "$STORE" in
     : "${RSESSION_TEST_REDIS:?source .run/services.env first (make bench does)}"
     OURS_PATH="$RSESSION_TEST_REDIS?prefix=bench-%s:"
     PEER=phpredis
+    SERVER=${RSESSION_TEST_REDIS#redis://}
     PEER_ARGS=(-d extension=igbinary -d extension=msgpack -d extension=redis -d session.save_handler=redis
                -d redis.session.locking_enabled=1 -d redis.session.lock_retries=100000)
     PEER_PATH="tcp://${RSESSION_TEST_REDIS#redis://}?prefix=bench-peer-%s:" ;;
@@ -27,6 +28,7 @@ case "$STORE" in
     : "${RSESSION_TEST_MEMCACHED:?source .run/services.env first (make bench does)}"
     OURS_PATH="$RSESSION_TEST_MEMCACHED?prefix=bench-%s:"
     PEER=php-memcached
+    SERVER=${RSESSION_TEST_MEMCACHED#memcached://}
     PEER_ARGS=(-d extension=igbinary -d extension=msgpack -d extension=memcached -d session.save_handler=memcached
                -d memcached.sess_locking=1 -d memcached.sess_lock_retries=100000 -d memcached.sess_prefix=bench-peer.)
     PEER_PATH="${RSESSION_TEST_MEMCACHED#memcached://}" ;;
@@ -37,7 +39,6 @@ PEER_ARGS=(-n "${PEER_ARGS[@]}" -d session.use_strict_mode=0)
 ours_path() { printf "$OURS_PATH" "$1"; }
 peer_path() { printf "$PEER_PATH" "$1"; }
 
-SERVER=$( [ "$STORE" = redis ] && echo "${RSESSION_TEST_REDIS#redis://}" || echo "${RSESSION_TEST_MEMCACHED#memcached://}")
 server() { php -n php/bench/server_stats.php "$STORE" "$SERVER"; }
 # cycles LABEL php-args...: one cycles.php run; prints its per-second figure
 # and appends "client CPU µs, server CPU µs" per cycle to $OUT/cost-STORE-LABEL.
@@ -65,8 +66,9 @@ printf '   rsession (%s): %8.0f/s\n   %-15s: %8.0f/s\n   ratio          : %8.2f\
 echo "   CPU per cycle (medians): of the PHP process, and of the $STORE server"
 for who in ours peer; do
   label=$([ $who = ours ] && echo rsession || echo "$PEER")
-  record "$STORE" client_cpu_us "$label" "$(col 1 $who)"; record "$STORE" server_cpu_us "$label" "$(col 2 $who)"
-  printf '   %-15s: client %6.1f µs, server %6.1f µs\n' "$label" "$(col 1 $who)" "$(col 2 $who)"
+  client_us=$(col 1 $who); server_us=$(col 2 $who)
+  record "$STORE" client_cpu_us "$label" "$client_us"; record "$STORE" server_cpu_us "$label" "$server_us"
+  printf '   %-15s: client %6.1f µs, server %6.1f µs\n' "$label" "$client_us" "$server_us"
 done
 echo
 

@@ -14,7 +14,7 @@ use ext_php_rs::internal::startup_guard;
 use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, SapiGlobals, StaticModuleEntry};
 use parking_lot::Mutex;
 
-use crate::config::{SETTING_INI_NAMES, SETTING_NAMES, Settings, StoreConfig};
+use crate::config::{SETTING_NAMES, Settings, StoreConfig};
 use crate::error::{ConfigError, EngineError};
 
 mod ffi;
@@ -153,11 +153,14 @@ pub(crate) fn ini_long(name: &str, default: i64) -> i64 {
 
 /// The `rsession.*` INI settings as they stand now.
 pub(crate) fn settings_from_ini() -> Result<Settings, ConfigError> {
+    // Every callback reads these; the names are derived once per process.
+    static INI_NAMES: OnceLock<[String; SETTING_NAMES.len()]> = OnceLock::new();
+    let ini_names = INI_NAMES.get_or_init(|| SETTING_NAMES.map(|name| format!("rsession.{name}")));
     let mut s = Settings::default();
-    for (name, ini_name) in SETTING_NAMES.iter().zip(SETTING_INI_NAMES) {
+    for (name, ini_name) in SETTING_NAMES.iter().zip(ini_names) {
         if let Some(v) = ini_string(ini_name) {
             s.set(name, &v).map_err(|e| match e {
-                ConfigError::Option { reason, .. } => ConfigError::Option { name: ini_name.to_string(), reason },
+                ConfigError::Option { reason, .. } => ConfigError::Option { name: ini_name.clone(), reason },
                 other => other,
             })?;
         }
