@@ -17,6 +17,8 @@ mod lease;
 pub mod memcached;
 pub mod memory;
 pub mod redis;
+mod resp;
+mod spin;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 

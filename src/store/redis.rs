@@ -34,10 +34,10 @@
 
 use std::time::{Duration, Instant};
 
-use redis::io::tcp::TcpSettings;
-use redis::{Client, ConnectionAddr, IntoConnectionInfo, RedisConnectionInfo, Script, Value};
+use std::sync::LazyLock;
 
 use super::lease::LeaseKeeper;
+use super::resp::{self, Connection, Reply, Script};
 use super::{
     Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
     now_secs,
@@ -213,8 +213,8 @@ end
 return n
 "#;
 
-/// Releases the lock if it is ours and wakes one waiter. KEYS: lock, session
-/// (unused), wake.
+/// Releases the lock if it is ours and wakes one waiter. KEYS as ACQUIRE's
+/// (the session and generation unused).
 const RELEASE: &str = concat!(
     r#"
 local cur = redis.call('GET', KEYS[1])
@@ -235,25 +235,22 @@ end
 return 0
 "#;
 
-struct Scripts {
-    acquire: Script,
-    read: Script,
-    save: Script,
-    release: Script,
-    destroy: Script,
-    user_sessions: Script,
-    kill_user: Script,
-}
+/// The scripts, hashed once per process.
+static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
+static READ_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(READ));
+static SAVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SAVE));
+static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
+static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
+static DESTROY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DESTROY));
+static USER_SESSIONS_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(USER_SESSIONS));
+static KILL_USER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(KILL_USER));
 
 pub struct RedisStore {
-    client: Client,
+    config: RedisConfig,
     /// For messages: where the server is.
     addr: String,
     prefix: String,
-    connect_timeout: Duration,
-    timeout: Duration,
-    conn: Option<redis::Connection>,
-    scripts: Scripts,
+    conn: Option<Connection>,
     renewer: Option<LeaseKeeper>,
     /// Off only in tests of lost locks (env RSESSION_TEST_NO_RENEW=1 for
     /// whole processes): a holder that stops renewing, as a hung one would.
@@ -266,45 +263,16 @@ fn backend(addr: &str, e: impl std::fmt::Display) -> StoreError {
 
 impl RedisStore {
     pub fn open(config: &RedisConfig) -> Result<RedisStore> {
-        let (addr, shown) = match &config.addr {
-            RedisAddr::Tcp { host, port, tls: false } => (ConnectionAddr::Tcp(host.clone(), *port), format!("{host}:{port}")),
-            RedisAddr::Tcp { host, port, tls: true } => (
-                ConnectionAddr::TcpTls { host: host.clone(), port: *port, insecure: false, tls_params: None },
-                format!("tls {host}:{port}"),
-            ),
-            RedisAddr::Unix { path } => (ConnectionAddr::Unix(path.clone()), path.display().to_string()),
+        let addr = match &config.addr {
+            RedisAddr::Tcp { host, port, tls: false } => format!("{host}:{port}"),
+            RedisAddr::Tcp { host, port, tls: true } => format!("tls {host}:{port}"),
+            RedisAddr::Unix { path } => path.display().to_string(),
         };
-        let mut redis_info = RedisConnectionInfo::default().set_db(config.db).set_skip_set_lib_name();
-        if let Some(u) = &config.username {
-            redis_info = redis_info.set_username(u);
-        }
-        if let Some(p) = &config.password {
-            redis_info = redis_info.set_password(p);
-        }
-        // Requests are small and strictly request/response: never let Nagle
-        // hold a command back.
-        let info = addr
-            .into_connection_info()
-            .map_err(|e| backend(&shown, e))?
-            .set_tcp_settings(TcpSettings::default().set_nodelay(true))
-            .set_redis_settings(redis_info);
-        let client = Client::open(info).map_err(|e| backend(&shown, e))?;
         Ok(RedisStore {
-            client,
-            addr: shown,
+            config: config.clone(),
+            addr,
             prefix: config.net.prefix.clone(),
-            connect_timeout: config.net.connect_timeout,
-            timeout: config.net.timeout,
             conn: None,
-            scripts: Scripts {
-                acquire: Script::new(ACQUIRE),
-                read: Script::new(READ),
-                save: Script::new(SAVE),
-                release: Script::new(RELEASE),
-                destroy: Script::new(DESTROY),
-                user_sessions: Script::new(USER_SESSIONS),
-                kill_user: Script::new(KILL_USER),
-            },
             renewer: None,
             renew_enabled: std::env::var_os("RSESSION_TEST_NO_RENEW").is_none(),
         })
@@ -329,57 +297,32 @@ impl RedisStore {
         [self.prefix.as_str(), "gen"].concat()
     }
 
-    /// The keys the session scripts take: lock, session, wake, generation.
-    fn session_keys(&self, id: &SessionId) -> [String; 4] {
-        [self.key(id, "l"), self.key(id, "s"), self.key(id, "w"), self.generation_key()]
-    }
-
-    /// Runs a script over a session's four keys.
-    fn on_session<T: redis::FromRedisValue>(
-        &mut self,
-        what: &str,
-        script: &Script,
-        id: &SessionId,
-        args: &[&[u8]],
-    ) -> Result<T> {
-        let keys = self.session_keys(id);
-        let script = script.clone();
-        self.call(what, |c| {
-            let mut inv = script.key(&keys[0]);
-            inv.key(&keys[1]).key(&keys[2]).key(&keys[3]);
-            for a in args {
-                inv.arg(*a);
-            }
-            inv.invoke(c)
-        })
-    }
-
-    fn connect(&self) -> redis::RedisResult<redis::Connection> {
-        let conn = self.client.get_connection_with_timeout(self.connect_timeout)?;
-        conn.set_read_timeout(Some(self.timeout))?;
-        conn.set_write_timeout(Some(self.timeout))?;
-        Ok(conn)
+    /// Runs a script over a session's four keys: lock, session, wake,
+    /// generation.
+    fn on_session(&mut self, what: &str, script: &Script, id: &SessionId, args: &[&[u8]]) -> Result<Reply> {
+        let keys = [self.key(id, "l"), self.key(id, "s"), self.key(id, "w"), self.generation_key()];
+        let keys = keys.each_ref().map(|k| k.as_bytes());
+        self.call(what, |c| c.eval(script, &keys, args))
     }
 
     /// Runs `f` on the connection, reconnecting once if the connection broke
-    /// (a restarted server, an idle connection the server closed).
-    fn call<T>(&mut self, what: &str, mut f: impl FnMut(&mut redis::Connection) -> redis::RedisResult<T>) -> Result<T> {
+    /// (a restarted server, an idle connection the server closed). A timeout
+    /// is not retried: the server may be busy with our command still.
+    fn call<T>(&mut self, what: &str, mut f: impl FnMut(&mut Connection) -> resp::Result<T>) -> Result<T> {
         for attempt in 0..2 {
             let conn = match self.conn.as_mut() {
                 Some(c) => c,
                 None => {
-                    let c = self.connect().map_err(|e| backend(&self.addr, format!("cannot connect: {e}")))?;
+                    let c = Connection::open(&self.config).map_err(|e| backend(&self.addr, format!("cannot connect: {e}")))?;
                     self.conn.insert(c)
                 }
             };
             match f(conn) {
                 Ok(v) => return Ok(v),
+                Err(e @ resp::Error::Server(_)) => return Err(backend(&self.addr, format!("{what}: {e}"))),
                 Err(e) => {
-                    let broken = e.is_io_error() || e.is_connection_dropped() || e.is_connection_refusal() || e.is_timeout();
-                    if broken {
-                        self.conn = None;
-                    }
-                    if !broken || attempt == 1 || e.is_timeout() {
+                    self.conn = None;
+                    if attempt == 1 || e.is_timeout() {
                         return Err(backend(&self.addr, format!("{what}: {e}")));
                     }
                 }
@@ -396,28 +339,29 @@ impl RedisStore {
     /// safe: only the lock holder writes, and kills are fenced at write.
     fn try_acquire(&mut self, id: &SessionId, lock_key: &str, value: &str, lease: &str) -> Result<Option<Option<Record>>> {
         let (session_key, generation_key) = (self.key(id, "s"), self.generation_key());
-        let (set, fields, generation): (Option<String>, Vec<Value>, Option<u64>) = self.call("acquire the lock", |c| {
-            redis::pipe()
-                .cmd("SET").arg(lock_key).arg(value).arg("NX").arg("PX").arg(lease)
-                .cmd("HMGET").arg(&session_key).arg(&["d", "m", "a", "i", "g", "u"])
-                .cmd("GET").arg(&generation_key)
-                .query(c)
+        let replies = self.call("acquire the lock", |c| {
+            c.query(&[
+                &[b"SET", lock_key.as_bytes(), value.as_bytes(), b"NX", b"PX", lease.as_bytes()],
+                &[b"HMGET", session_key.as_bytes(), b"d", b"m", b"a", b"i", b"g", b"u"],
+                &[b"GET", generation_key.as_bytes()],
+            ])
         })?;
-        if set.is_none() {
+        let [set, Reply::Array(fields), generation] = &replies[..] else {
+            return Err(backend(&self.addr, "acquire the lock: unexpected reply"));
+        };
+        if *set == Reply::Nil {
             return Ok(None);
         }
-        let stale = fields.get(4).and_then(number_of).unwrap_or(0) < generation.unwrap_or(0);
-        if matches!(fields.get(1), Some(Value::BulkString(_))) && stale {
+        let stale = fields.get(4).and_then(number_of).unwrap_or(0) < number_of(generation).unwrap_or(0);
+        if matches!(fields.get(1), Some(Reply::Bytes(_))) && stale {
             // Ended by a kill_all: remove it as the scripts' load() does.
-            let user = fields.get(5).and_then(bytes_of);
-            let index = user.map(|u| [self.user_prefix().into_bytes(), u].concat());
+            let index = fields.get(5).and_then(bytes_of).map(|u| [self.user_prefix().as_bytes(), u].concat());
             self.call("remove a session ended by kill_all", |c| {
-                let mut p = redis::pipe();
-                p.cmd("DEL").arg(&session_key).ignore();
-                if let Some(k) = &index {
-                    p.cmd("SREM").arg(k).arg(id.as_str()).ignore();
+                let del: &[&[u8]] = &[b"DEL", session_key.as_bytes()];
+                match &index {
+                    Some(k) => c.query(&[del, &[b"SREM", k, id.as_str().as_bytes()]]),
+                    None => c.query(&[del]),
                 }
-                p.query::<()>(c)
             })?;
             return Ok(Some(None));
         }
@@ -429,8 +373,8 @@ impl RedisStore {
         if !self.renew_enabled {
             return;
         }
-        let (client, timeout) = (self.client.clone(), self.timeout);
-        let keeper = self.renewer.get_or_insert_with(|| LeaseKeeper::start(renewer(client, timeout)));
+        let config = self.config.clone();
+        let keeper = self.renewer.get_or_insert_with(|| LeaseKeeper::start(renewer(config)));
         match lease {
             Some(ttl) => keeper.hold(key.to_string(), token.hex(), ttl),
             None => keeper.drop_key(key),
@@ -439,19 +383,15 @@ impl RedisStore {
 }
 
 /// Renews one lock from the lease thread, on its own connection.
-fn renewer(client: Client, timeout: Duration) -> impl FnMut(&str, &str, Duration) + Send {
-    let script = Script::new(RENEW);
-    let mut conn: Option<redis::Connection> = None;
+fn renewer(config: RedisConfig) -> impl FnMut(&str, &str, Duration) + Send {
+    let mut conn: Option<Connection> = None;
     move |key, token, ttl| {
         if conn.is_none() {
-            conn = client.get_connection_with_timeout(timeout).ok();
-            if let Some(c) = &conn {
-                let _ = c.set_read_timeout(Some(timeout));
-                let _ = c.set_write_timeout(Some(timeout));
-            }
+            conn = Connection::open(&config).ok();
         }
         if let Some(c) = conn.as_mut() {
-            if script.key(key).arg(token).arg(millis(ttl)).invoke::<i64>(c).is_err() {
+            let ttl = millis(ttl).to_string();
+            if let Err(resp::Error::Io(_)) = c.eval(&RENEW_SCRIPT, &[key.as_bytes()], &[token.as_bytes(), ttl.as_bytes()]) {
                 conn = None; // a fresh connection next tick
             }
         }
@@ -464,29 +404,35 @@ fn millis(d: Duration) -> u64 {
 
 /// A session as the scripts return it: data, meta, last access,
 /// incarnation (the last three as the hash holds them).
-fn record_of(id: &SessionId, fields: &[Value]) -> Result<Option<Record>> {
+fn record_of(id: &SessionId, fields: &[Reply]) -> Result<Option<Record>> {
     let [d, m, a, i] = fields else { return Ok(None) };
     let (Some(data), Some(m)) = (bytes_of(d), bytes_of(m)) else { return Ok(None) };
-    let mut meta = Meta::decode(&m).map_err(|e| StoreError::corrupt(NAME, id, e))?;
+    let mut meta = Meta::decode(m).map_err(|e| StoreError::corrupt(NAME, id, e))?;
     if let Some(a) = number_of(a) {
         meta.last_access = a;
     }
     if let Some(i) = number_of(i) {
         meta.incarnation = i;
     }
-    Ok(Some(Record { meta, data }))
+    Ok(Some(Record { meta, data: data.to_vec() }))
 }
 
 /// A number as Redis returns it: a decimal string.
-fn number_of(v: &Value) -> Option<u64> {
-    bytes_of(v).and_then(|b| String::from_utf8(b).ok()).and_then(|t| t.parse().ok())
+fn number_of(v: &Reply) -> Option<u64> {
+    bytes_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(|t| t.parse().ok())
 }
 
-fn bytes_of(v: &Value) -> Option<Vec<u8>> {
+fn bytes_of(v: &Reply) -> Option<&[u8]> {
     match v {
-        Value::BulkString(b) => Some(b.clone()),
-        Value::SimpleString(s) => Some(s.clone().into_bytes()),
+        Reply::Bytes(b) => Some(b),
         _ => None,
+    }
+}
+
+fn int_of(v: &Reply) -> i64 {
+    match v {
+        Reply::Int(n) => *n,
+        _ => 0,
     }
 }
 
@@ -506,48 +452,48 @@ impl Store for RedisStore {
             self.keep_alive(&lock_key, &token, Some(req.ttl));
             return Ok(Locked::Acquired { token, record });
         }
-        let script = self.scripts.acquire.clone();
         loop {
             let args: [&[u8]; 4] = [value.as_bytes(), lease.as_bytes(), user_prefix.as_bytes(), id.as_str().as_bytes()];
-            let reply: Vec<Value> = self.on_session("acquire the lock", &script, id, &args)?;
-            if matches!(reply.first(), Some(Value::Int(1))) {
+            let reply = self.on_session("acquire the lock", &ACQUIRE_SCRIPT, id, &args)?;
+            let reply = match reply {
+                Reply::Array(r) => r,
+                _ => return Err(backend(&self.addr, "acquire the lock: unexpected reply")),
+            };
+            if matches!(reply.first(), Some(Reply::Int(1))) {
                 let record = record_of(id, &reply[1..])?;
                 self.keep_alive(&lock_key, &token, Some(req.ttl));
                 return Ok(Locked::Acquired { token, record });
             }
             let pttl = match reply.get(2) {
-                Some(Value::Int(ms)) if *ms > 0 => Duration::from_millis(*ms as u64),
+                Some(Reply::Int(ms)) if *ms > 0 => Duration::from_millis(*ms as u64),
                 _ => Duration::from_millis(1),
             };
             let now = Instant::now();
             if now >= deadline {
-                let holder = reply.get(1).and_then(bytes_of).map(|v| holder_of(&v));
+                let holder = reply.get(1).and_then(bytes_of).map(holder_of);
                 return Ok(Locked::TimedOut { holder });
             }
             // Sleep until woken by a release, the lease runs out (a dead
             // holder), or our deadline.
             let block = (deadline - now).min(pttl + Duration::from_millis(1));
-            let timeout = self.timeout;
-            let woke: Option<Value> = self.call("wait for the lock", |c| {
-                c.set_read_timeout(Some(block + timeout))?;
-                let r = redis::cmd("BLPOP").arg(&wake_key).arg(block.as_secs_f64()).query(c);
-                c.set_read_timeout(Some(timeout))?;
-                r
+            let seconds = format!("{:.3}", block.as_secs_f64());
+            let woke = self.call("wait for the lock", |c| {
+                c.query_blocking(&[b"BLPOP", wake_key.as_bytes(), seconds.as_bytes()], block)
             })?;
-            if woke.is_some() && Instant::now() >= deadline {
+            if woke != Reply::Nil && Instant::now() >= deadline {
                 // We took a wake-up we will not use: pass it on.
-                let k = wake_key.clone();
-                let _ = self.call("pass the wake-up on", |c| redis::cmd("RPUSH").arg(&k).arg("1").query::<i64>(c));
+                let _ = self.call("pass the wake-up on", |c| c.query_one(&[b"RPUSH", wake_key.as_bytes(), b"1"]));
             }
         }
     }
 
     fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
         let user_prefix = self.user_prefix();
-        let script = self.scripts.read.clone();
         let args: [&[u8]; 4] = [b"", b"", user_prefix.as_bytes(), id.as_str().as_bytes()];
-        let reply: Vec<Value> = self.on_session("read", &script, id, &args)?;
-        record_of(id, &reply)
+        match self.on_session("read", &READ_SCRIPT, id, &args)? {
+            Reply::Array(fields) => record_of(id, &fields),
+            _ => Ok(None),
+        }
     }
 
     /// The generation lives in the hash's `g` field, set by the script when
@@ -582,8 +528,7 @@ impl Store for RedisStore {
             user_prefix.as_bytes(),
             id.as_str().as_bytes(),
         ];
-        let script = self.scripts.save.clone();
-        let saved: i64 = self.on_session("write", &script, id, &args)?;
+        let saved = int_of(&self.on_session("write", &SAVE_SCRIPT, id, &args)?);
         if let Some((t, _)) = put.lock.filter(|_| release || saved != 1) {
             let lock_key = self.key(id, "l");
             self.keep_alive(&lock_key, &t, None);
@@ -596,23 +541,19 @@ impl Store for RedisStore {
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
-        let keys = [self.key(id, "l"), self.key(id, "s"), self.key(id, "w")];
-        self.keep_alive(&keys[0], &token, None);
-        let script = self.scripts.release.clone();
-        self.call("release the lock", |c| {
-            script.key(&keys[0]).key(&keys[1]).key(&keys[2]).arg(token.hex()).invoke::<i64>(c)
-        })?;
+        let lock_key = self.key(id, "l");
+        self.keep_alive(&lock_key, &token, None);
+        self.on_session("release the lock", &RELEASE_SCRIPT, id, &[token.hex().as_bytes()])?;
         Ok(())
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
         let keys = [self.key(id, "s"), self.generation_key()];
         let user_prefix = self.user_prefix();
-        let script = self.scripts.destroy.clone();
-        let n: i64 = self.call("destroy", |c| {
-            script.key(&keys[0]).key(&keys[1]).arg(&user_prefix).arg(id.as_str()).invoke(c)
+        let n = self.call("destroy", |c| {
+            c.eval(&DESTROY_SCRIPT, &keys.each_ref().map(|k| k.as_bytes()), &[user_prefix.as_bytes(), id.as_str().as_bytes()])
         })?;
-        Ok(n > 0)
+        Ok(int_of(&n) > 0)
     }
 
     /// Redis expires idle sessions itself (every session carries its own
@@ -623,20 +564,21 @@ impl Store for RedisStore {
 
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>> {
         let key = self.key(id, "l");
-        let value: Option<Vec<u8>> = self.call("read the lock", |c| redis::cmd("GET").arg(&key).query(c))?;
-        Ok(value.map(|v| holder_of(&v)))
+        let value = self.call("read the lock", |c| c.query_one(&[b"GET", key.as_bytes()]))?;
+        Ok(bytes_of(&value).map(holder_of))
     }
 
     fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
         let keys = [format!("{}{user}", self.user_prefix()), self.generation_key()];
         let prefix = self.prefix.clone();
-        let script = self.scripts.user_sessions.clone();
-        let flat: Vec<Value> =
-            self.call("list a user's sessions", |c| script.key(&keys[0]).key(&keys[1]).arg(&prefix).arg(user).invoke(c))?;
+        let reply = self.call("list a user's sessions", |c| {
+            c.eval(&USER_SESSIONS_SCRIPT, &keys.each_ref().map(|k| k.as_bytes()), &[prefix.as_bytes(), user.as_bytes()])
+        })?;
+        let Reply::Array(flat) = reply else { return Ok(Vec::new()) };
         let mut out = Vec::with_capacity(flat.len() / 4);
         for entry in flat.chunks_exact(4) {
-            let Some(id) = bytes_of(&entry[0]).and_then(|b| SessionId::parse(&b)) else { continue };
-            let fields = [Value::BulkString(Vec::new()), entry[1].clone(), entry[2].clone(), entry[3].clone()];
+            let Some(id) = bytes_of(&entry[0]).and_then(SessionId::parse) else { continue };
+            let fields = [Reply::Bytes(Vec::new()), entry[1].clone(), entry[2].clone(), entry[3].clone()];
             if let Some(r) = record_of(&id, &fields)? {
                 out.push(Listed { id, meta: r.meta });
             }
@@ -648,18 +590,21 @@ impl Store for RedisStore {
         let keys = [format!("{}{user}", self.user_prefix()), self.generation_key()];
         let prefix = self.prefix.clone();
         let keep = keep.map(|k| k.as_str()).unwrap_or("");
-        let script = self.scripts.kill_user.clone();
-        let n: i64 = self.call("kill a user's sessions", |c| {
-            script.key(&keys[0]).key(&keys[1]).arg(&prefix).arg(user).arg(keep).invoke(c)
+        let n = self.call("kill a user's sessions", |c| {
+            c.eval(
+                &KILL_USER_SCRIPT,
+                &keys.each_ref().map(|k| k.as_bytes()),
+                &[prefix.as_bytes(), user.as_bytes(), keep.as_bytes()],
+            )
         })?;
-        Ok(n.max(0) as u64)
+        Ok(int_of(&n).max(0) as u64)
     }
 
     /// One INCR: every session created before it reads as missing from now
     /// on. Redis cannot count them without a scan, hence -1.
     fn kill_all(&mut self) -> Result<i64> {
         let key = self.generation_key();
-        let _: i64 = self.call("kill all sessions", |c| redis::cmd("INCR").arg(&key).query(c))?;
+        self.call("kill all sessions", |c| c.query_one(&[b"INCR", key.as_bytes()]))?;
         Ok(-1)
     }
 }
@@ -834,9 +779,10 @@ mod tests {
         let (mut a, mut b) = (store("reconnect"), store("reconnect"));
         let s = id("abc");
         a.save(&s, &put(Save::Write(b"x"), &meta(), TTL, None)).unwrap();
-        let me: i64 = redis::cmd("CLIENT").arg("ID").query(a.conn.as_mut().unwrap()).unwrap();
-        let killed: i64 = b.call("kill", |c| redis::cmd("CLIENT").arg("KILL").arg("ID").arg(me).query(c)).unwrap();
-        assert_eq!(killed, 1);
+        let Reply::Int(me) = a.conn.as_mut().unwrap().query_one(&[b"CLIENT", b"ID"]).unwrap() else { panic!() };
+        let me = me.to_string();
+        let killed = b.call("kill", |c| c.query_one(&[b"CLIENT", b"KILL", b"ID", me.as_bytes()])).unwrap();
+        assert_eq!(killed, Reply::Int(1));
         assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"x"[..]));
     }
 
@@ -862,6 +808,48 @@ mod tests {
 
 
     #[test]
+    fn large_sessions_pass_whole_and_their_buffers_are_let_go() {
+        let mut a = store("large");
+        let s = id("abc");
+        // Bytes that look like protocol, across many reads.
+        let big: Vec<u8> = b"$5\r\n*1\r\n-ERR\r\n\0".iter().copied().cycle().take(3 << 20).collect();
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        a.save(&s, &put(Save::Write(&big), &meta(), TTL, Some((token, true)))).unwrap();
+        let Locked::Acquired { token, record } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        assert!(data(record).as_deref() == Some(&big[..]), "3 MB came back changed");
+        a.unlock(&s, token).unwrap();
+        assert_eq!(read_data(&mut a, &s).map(|d| d.len()), Some(big.len()));
+        assert_eq!(a.lock_holder(&s).unwrap(), None, "still in step after the large replies");
+        let (read_buf, write_buf) = a.conn.as_ref().unwrap().buffer_sizes();
+        assert!(read_buf <= 256 * 1024 && write_buf <= 256 * 1024, "{read_buf} {write_buf}");
+    }
+
+    #[test]
+    fn scripts_are_sent_again_after_the_server_forgot_them() {
+        let (mut a, mut b) = (store("noscript"), store("noscript"));
+        let s = id("abc");
+        a.save(&s, &put(Save::Write(b"1"), &meta(), TTL, None)).unwrap();
+        b.call("flush", |c| c.query_one(&[b"SCRIPT", b"FLUSH"])).unwrap();
+        a.save(&s, &put(Save::Write(b"2"), &meta(), TTL, None)).unwrap();
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"2"[..]));
+    }
+
+    #[test]
+    fn a_server_error_is_reported_and_the_connection_stays_in_step() {
+        let mut a = store("errors");
+        let key = format!("{}k", a.prefix);
+        let e = a
+            .call("incr", |c| {
+                c.query(&[&[b"SET", key.as_bytes(), b"x"], &[b"INCR", key.as_bytes()], &[b"PING"]])
+            })
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("incr: ERR value is not an integer"), "{e}");
+        let pong = a.call("ping", |c| c.query_one(&[b"PING"])).unwrap();
+        assert_eq!(pong, Reply::Bytes(b"PONG".to_vec()));
+    }
+
+    #[test]
     fn registry() {
         registry_contract(&|| Box::new(store("registry")));
     }
@@ -869,7 +857,7 @@ mod tests {
     #[test]
     fn user_index_lives_as_long_as_its_longest_session() {
         let mut a = store("uttl");
-        let ttl = |a: &mut RedisStore, k: &str| -> i64 { a.call("pttl", |c| redis::cmd("PTTL").arg(k).query(c)).unwrap() };
+        let ttl = |a: &mut RedisStore, k: &str| -> i64 { int_of(&a.call("pttl", |c| c.query_one(&[b"PTTL", k.as_bytes()])).unwrap()) };
         let ukey = format!("{}u:ivy", a.prefix);
         let m = Meta { user: Some("ivy".into()), ..meta() };
         let p = Put { user_changed: Some(None), ..put(Save::Write(b"1"), &m, Duration::from_secs(50), None) };

@@ -1,0 +1,498 @@
+//! A small Redis client: one blocking connection speaking RESP2.
+//!
+//! The store needs little of Redis (pipelines, scripts, BLPOP) but needs it
+//! on every request, so this does only that, with no per-call allocation
+//! beyond the replies: commands are encoded into a reused buffer and sent
+//! in one write, replies parsed from a reused read buffer. It owns its
+//! socket so it can wait for a reply the cheap way (see [`super::spin`]).
+//! TCP, unix sockets and TLS (rustls, the system's trust store); AUTH with
+//! a password or an ACL user; SELECT.
+
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::ServerName;
+use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
+
+use super::spin::Spinner;
+use crate::config::{RedisAddr, RedisConfig};
+
+/// A reply. Status lines (`+OK`) and bulk strings are both bytes; Lua's
+/// false and a missing key are both Nil.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    Nil,
+    Int(i64),
+    Bytes(Vec<u8>),
+    Array(Vec<Reply>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The connection is unusable (or was never made).
+    #[error("{0}")]
+    Io(#[from] io::Error),
+    /// The server answered with an error; the connection is fine.
+    #[error("{0}")]
+    Server(String),
+}
+
+impl Error {
+    pub fn is_timeout(&self) -> bool {
+        matches!(self, Error::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut))
+    }
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// A Lua script, called by its SHA1 and sent whole only when the server
+/// does not know it yet (a new or restarted server).
+pub struct Script {
+    source: &'static str,
+    sha: String,
+}
+
+impl Script {
+    pub fn new(source: &'static str) -> Script {
+        Script { source, sha: sha1_smol::Sha1::from(source).digest().to_string() }
+    }
+}
+
+enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+}
+
+impl Stream {
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+            Stream::Tls(s) => s.sock.as_raw_fd(),
+        }
+    }
+
+    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
+        // Never zero: the save_path parser allows 1 ms to 1 h.
+        let t = Some(t);
+        match self {
+            Stream::Tcp(s) => s.set_read_timeout(t),
+            Stream::Unix(s) => s.set_read_timeout(t),
+            Stream::Tls(s) => s.sock.set_read_timeout(t),
+        }
+    }
+
+    fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
+        let t = Some(t);
+        match self {
+            Stream::Tcp(s) => s.set_write_timeout(t),
+            Stream::Unix(s) => s.set_write_timeout(t),
+            Stream::Tls(s) => s.sock.set_write_timeout(t),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+            Stream::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+            Stream::Tls(s) => s.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.flush(),
+            Stream::Unix(s) => s.flush(),
+            Stream::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Read buffer size; larger replies grow it.
+const READ_CHUNK: usize = 16 * 1024;
+/// Buffers up to this size are kept for the next request.
+const MAX_KEPT: usize = 256 * 1024;
+/// Largest reply accepted (Redis's own limit for a string is 512 MB).
+const MAX_REPLY: usize = 1 << 30;
+/// Deepest nesting of arrays accepted in a reply (ours nest one level).
+const MAX_DEPTH: usize = 8;
+
+pub struct Connection {
+    stream: Stream,
+    /// Bytes read but not yet parsed: `rbuf[start..filled]`.
+    rbuf: Vec<u8>,
+    start: usize,
+    filled: usize,
+    wbuf: Vec<u8>,
+    timeout: Duration,
+    spinner: Spinner,
+}
+
+impl Connection {
+    /// Connects, authenticates and selects the database.
+    pub fn open(config: &RedisConfig) -> Result<Connection> {
+        let (connect_timeout, timeout) = (config.net.connect_timeout, config.net.timeout);
+        let stream = match &config.addr {
+            RedisAddr::Tcp { host, port, tls } => {
+                let tcp = connect_tcp(host, *port, connect_timeout)?;
+                tcp.set_nodelay(true)?; // strictly request/response: never let Nagle hold a command
+                if *tls {
+                    // The handshake is part of connecting.
+                    tcp.set_read_timeout(Some(connect_timeout))?;
+                    tcp.set_write_timeout(Some(connect_timeout))?;
+                    Stream::Tls(Box::new(tls_handshake(host, tcp)?))
+                } else {
+                    Stream::Tcp(tcp)
+                }
+            }
+            RedisAddr::Unix { path } => Stream::Unix(UnixStream::connect(path)?),
+        };
+        stream.set_read_timeout(timeout)?;
+        stream.set_write_timeout(timeout)?;
+        let mut conn = Connection {
+            stream,
+            rbuf: vec![0; READ_CHUNK],
+            start: 0,
+            filled: 0,
+            wbuf: Vec::with_capacity(4096),
+            timeout,
+            spinner: Spinner::default(),
+        };
+        let mut setup: Vec<Vec<&[u8]>> = Vec::new();
+        if let Some(password) = &config.password {
+            setup.push(match &config.username {
+                Some(user) => vec![b"AUTH", user.as_bytes(), password.as_bytes()],
+                None => vec![b"AUTH", password.as_bytes()],
+            });
+        }
+        let db = config.db.to_string();
+        if config.db != 0 {
+            setup.push(vec![b"SELECT", db.as_bytes()]);
+        }
+        if !setup.is_empty() {
+            let commands: Vec<&[&[u8]]> = setup.iter().map(Vec::as_slice).collect();
+            conn.query(&commands).map_err(|e| match e {
+                // Refused credentials or db: not a network fault, but this
+                // connection is of no use.
+                Error::Server(m) => Error::Io(io::Error::new(io::ErrorKind::PermissionDenied, m)),
+                e => e,
+            })?;
+        }
+        Ok(conn)
+    }
+
+    /// Sends the commands in one write and reads one reply for each. A
+    /// server error in any of them is the result (after all were read, so
+    /// the connection stays in step).
+    pub fn query(&mut self, commands: &[&[&[u8]]]) -> Result<Vec<Reply>> {
+        self.wbuf.clear();
+        for c in commands {
+            encode(&mut self.wbuf, c);
+        }
+        self.send()?;
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut failed = None;
+        for i in 0..commands.len() {
+            match self.read_reply(i == 0)? {
+                Ok(r) => replies.push(r),
+                Err(m) => failed = failed.or(Some(m)),
+            }
+        }
+        match failed {
+            Some(m) => Err(Error::Server(m)),
+            None => Ok(replies),
+        }
+    }
+
+    pub fn query_one(&mut self, command: &[&[u8]]) -> Result<Reply> {
+        self.query(&[command]).map(|mut r| r.pop().unwrap_or(Reply::Nil))
+    }
+
+    /// A command the server may hold for up to `wait` (BLPOP): the read
+    /// timeout grows by `wait` for it, and there is no point spinning.
+    pub fn query_blocking(&mut self, command: &[&[u8]], wait: Duration) -> Result<Reply> {
+        self.wbuf.clear();
+        encode(&mut self.wbuf, command);
+        self.send()?;
+        self.stream.set_read_timeout(wait + self.timeout)?;
+        let reply = self.read_reply(false);
+        self.stream.set_read_timeout(self.timeout)?;
+        reply?.map_err(Error::Server)
+    }
+
+    /// Runs a script: EVALSHA, and EVAL when the server does not have it.
+    pub fn eval(&mut self, script: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Result<Reply> {
+        let nkeys = keys.len().to_string();
+        let mut command: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
+        command.extend([&b"EVALSHA"[..], script.sha.as_bytes(), nkeys.as_bytes()]);
+        command.extend_from_slice(keys);
+        command.extend_from_slice(args);
+        match self.query_one(&command) {
+            Err(Error::Server(m)) if m.starts_with("NOSCRIPT") => {
+                command[0] = b"EVAL";
+                command[1] = script.source.as_bytes();
+                self.query_one(&command)
+            }
+            r => r,
+        }
+    }
+
+    /// Bytes held by the read and write buffers between requests.
+    #[cfg(test)]
+    pub fn buffer_sizes(&self) -> (usize, usize) {
+        (self.rbuf.len(), self.wbuf.capacity())
+    }
+
+    fn send(&mut self) -> Result<()> {
+        if self.start != self.filled {
+            // Bytes nobody asked for: the connection is out of step.
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected data from the server").into());
+        }
+        self.stream.write_all(&self.wbuf)?;
+        self.stream.flush()?;
+        if self.wbuf.capacity() > MAX_KEPT {
+            self.wbuf = Vec::with_capacity(4096);
+        }
+        Ok(())
+    }
+
+    /// Reads one reply: Ok(Err(message)) is the server's error reply.
+    fn read_reply(&mut self, spin: bool) -> Result<std::result::Result<Reply, String>> {
+        let mut need = 1;
+        if spin && self.start == self.filled {
+            self.spinner.wait_readable(self.stream.fd());
+        }
+        loop {
+            if self.filled - self.start >= need {
+                match parse(&self.rbuf[self.start..self.filled], 0)? {
+                    Parsed::Done(reply, used) => {
+                        self.start += used;
+                        if self.start == self.filled {
+                            (self.start, self.filled) = (0, 0);
+                            if self.rbuf.len() > MAX_KEPT {
+                                // A very large session passed: don't keep its buffer.
+                                self.rbuf = vec![0; READ_CHUNK];
+                            }
+                        }
+                        return Ok(reply);
+                    }
+                    Parsed::Need(n) => need = n,
+                }
+            }
+            self.fill(need)?;
+        }
+    }
+
+    /// Reads more towards `need` unparsed bytes. The buffer doubles as bytes
+    /// arrive, never jumping to a size the server merely announced.
+    fn fill(&mut self, need: usize) -> Result<()> {
+        if need > MAX_REPLY {
+            return Err(protocol("a reply larger than 1 GiB"));
+        }
+        if self.start > 0 {
+            self.rbuf.copy_within(self.start..self.filled, 0);
+            (self.start, self.filled) = (0, self.filled - self.start);
+        }
+        let len = self.rbuf.len();
+        if self.filled == len || (len < need && len - self.filled < READ_CHUNK) {
+            self.rbuf.resize((len * 2).min(need.max(self.filled + READ_CHUNK)), 0);
+        }
+        let n = self.stream.read(&mut self.rbuf[self.filled..])?;
+        if n == 0 {
+            return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection").into());
+        }
+        self.filled += n;
+        Ok(())
+    }
+}
+
+fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
+    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"));
+    for addr in (host, port).to_socket_addrs()? {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// TLS with the server's certificate checked against the system's trust
+/// store, read at each new connection (so SSL_CERT_FILE / SSL_CERT_DIR name
+/// a private CA, as with phpredis).
+fn tls_handshake(host: &str, mut tcp: TcpStream) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
+    let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
+    let mut roots = RootCertStore::empty();
+    roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    let config = ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let name = ServerName::try_from(host.to_string()).map_err(|e| invalid(format!("TLS server name {host:?}: {e}")))?;
+    let mut tls = ClientConnection::new(Arc::new(config), name).map_err(|e| invalid(e.to_string()))?;
+    while tls.is_handshaking() {
+        tls.complete_io(&mut tcp)?;
+    }
+    Ok(StreamOwned::new(tls, tcp))
+}
+
+/// Appends a command as a RESP array of bulk strings.
+fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    out.push(b'*');
+    push_decimal(out, args.len());
+    out.extend_from_slice(b"\r\n");
+    for a in args {
+        out.push(b'$');
+        push_decimal(out, a.len());
+        out.extend_from_slice(b"\r\n");
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+}
+
+fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+enum Parsed {
+    /// A reply (or the server's error message) and the bytes it took.
+    Done(std::result::Result<Reply, String>, usize),
+    /// Incomplete: at least this many bytes are needed.
+    Need(usize),
+}
+
+fn protocol(what: &str) -> Error {
+    io::Error::new(io::ErrorKind::InvalidData, format!("bad reply from the server: {what}")).into()
+}
+
+/// Parses one reply from the front of `buf`.
+fn parse(buf: &[u8], depth: usize) -> Result<Parsed> {
+    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else { return Ok(Parsed::Need(buf.len() + 1)) };
+    let (kind, line, after) = (buf[0], &buf[1..eol], eol + 2);
+    let reply = match kind {
+        b'+' => Ok(Reply::Bytes(line.to_vec())),
+        b'-' => Err(String::from_utf8_lossy(line).into_owned()),
+        b':' => Ok(Reply::Int(integer(line)?)),
+        b'$' => {
+            let Ok(len) = usize::try_from(integer(line)?) else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
+            let end = after + len;
+            if buf.len() < end + 2 {
+                return Ok(Parsed::Need(end + 2));
+            }
+            if &buf[end..end + 2] != b"\r\n" {
+                return Err(protocol("bulk string without its end"));
+            }
+            return Ok(Parsed::Done(Ok(Reply::Bytes(buf[after..end].to_vec())), end + 2));
+        }
+        b'*' => {
+            let Ok(n) = usize::try_from(integer(line)?) else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
+            if depth >= MAX_DEPTH {
+                return Err(protocol("arrays nested too deep"));
+            }
+            let mut items = Vec::with_capacity(n.min(1024));
+            let mut at = after;
+            for _ in 0..n {
+                match parse(&buf[at..], depth + 1)? {
+                    Parsed::Done(Ok(item), used) => {
+                        items.push(item);
+                        at += used;
+                    }
+                    // Scripts' errors inside arrays: none of ours return them.
+                    Parsed::Done(Err(m), _) => return Err(protocol(&m)),
+                    Parsed::Need(more) => return Ok(Parsed::Need(at + more)),
+                }
+            }
+            return Ok(Parsed::Done(Ok(Reply::Array(items)), at));
+        }
+        _ => return Err(protocol("unknown type byte")),
+    };
+    Ok(Parsed::Done(reply, after))
+}
+
+fn integer(line: &[u8]) -> Result<i64> {
+    std::str::from_utf8(line).ok().and_then(|s| s.parse().ok()).ok_or_else(|| protocol("not a number"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn done(buf: &[u8]) -> (std::result::Result<Reply, String>, usize) {
+        match parse(buf, 0).unwrap() {
+            Parsed::Done(r, n) => (r, n),
+            Parsed::Need(n) => panic!("needs {n}"),
+        }
+    }
+
+    #[test]
+    fn encodes_commands_as_bulk_arrays() {
+        let mut out = Vec::new();
+        encode(&mut out, &[b"SET", b"k", b"a\r\nb"]);
+        assert_eq!(out, b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$4\r\na\r\nb\r\n");
+        let mut n = Vec::new();
+        push_decimal(&mut n, 0);
+        push_decimal(&mut n, 1_234_567);
+        assert_eq!(n, b"01234567");
+    }
+
+    #[test]
+    fn parses_every_reply_kind() {
+        assert_eq!(done(b"+OK\r\n"), (Ok(Reply::Bytes(b"OK".to_vec())), 5));
+        assert_eq!(done(b"-NOSCRIPT x\r\n").0, Err("NOSCRIPT x".to_string()));
+        assert_eq!(done(b":-42\r\n").0, Ok(Reply::Int(-42)));
+        assert_eq!(done(b"$-1\r\n").0, Ok(Reply::Nil));
+        assert_eq!(done(b"$4\r\na\r\nb\r\n+next").0, Ok(Reply::Bytes(b"a\r\nb".to_vec())));
+        assert_eq!(
+            done(b"*3\r\n:1\r\n$0\r\n\r\n*1\r\n$-1\r\n").0,
+            Ok(Reply::Array(vec![Reply::Int(1), Reply::Bytes(vec![]), Reply::Array(vec![Reply::Nil])]))
+        );
+    }
+
+    #[test]
+    fn an_incomplete_reply_says_how_much_it_needs() {
+        let full = b"*2\r\n:1\r\n$10\r\n0123456789\r\n";
+        for cut in 0..full.len() {
+            match parse(&full[..cut], 0).unwrap() {
+                Parsed::Need(n) => assert!(n > cut && n <= full.len(), "cut {cut}: need {n}"),
+                Parsed::Done(..) => panic!("cut {cut} parsed"),
+            }
+        }
+        assert_eq!(done(full).1, full.len());
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        assert!(parse(b"?x\r\n", 0).is_err());
+        assert!(parse(b":12a\r\n", 0).is_err());
+        assert!(parse(b"$2\r\nabcd\r\n", 0).is_err());
+        assert!(parse(&b"*1\r\n".repeat(20), 0).is_err());
+    }
+}
