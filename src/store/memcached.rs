@@ -41,11 +41,13 @@
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
 
 use super::lease::LeaseKeeper;
+use super::spin::Spinner;
 use super::{
     Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
     now_secs,
@@ -115,6 +117,7 @@ struct Server {
     name: String,
     conn: Option<BufReader<TcpStream>>,
     dead_until: Option<Instant>,
+    spinner: Spinner,
 }
 
 /// What the store remembers of a lock it holds.
@@ -227,7 +230,7 @@ impl MemcachedStore {
         let names: Vec<String> = config.servers.iter().map(|(h, p)| format!("{h}:{p}")).collect();
         Ok(MemcachedStore {
             ring: Ring::new(&names),
-            servers: names.into_iter().map(|name| Server { name, conn: None, dead_until: None }).collect(),
+            servers: names.into_iter().map(|name| Server { name, conn: None, dead_until: None, spinner: Spinner::default() }).collect(),
             prefix: config.net.prefix.clone(),
             connect_timeout: config.net.connect_timeout,
             timeout: config.net.timeout,
@@ -294,7 +297,11 @@ impl MemcachedStore {
                 },
             };
             let mut conn = conn;
+            let spinner = &mut self.servers[s].spinner;
             let result = conn.get_mut().write_all(request).and_then(|_| {
+                if conn.buffer().is_empty() {
+                    spinner.wait_readable(conn.get_ref().as_raw_fd());
+                }
                 let mut out = Vec::with_capacity(replies);
                 for _ in 0..replies {
                     out.push(read_reply(&mut conn)?);
