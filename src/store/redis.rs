@@ -476,7 +476,9 @@ impl Store for RedisStore {
             // Sleep until woken by a release, the lease runs out (a dead
             // holder), or our deadline.
             let block = (deadline - now).min(pttl + Duration::from_millis(1));
-            let seconds = format!("{:.3}", block.as_secs_f64());
+            // Whole milliseconds, at least one: BLPOP's 0 means forever.
+            let ms = (block.as_micros().div_ceil(1000) as u64).max(1);
+            let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
             let woke = self.call("wait for the lock", |c| {
                 c.query_blocking(&[b"BLPOP", wake_key.as_bytes(), seconds.as_bytes()], block)
             })?;
