@@ -26,7 +26,8 @@
 //! Waiting: a contended lock is awaited by a blocking `flock` on a helper
 //! thread, so the handoff happens the instant the holder releases (no
 //! polling); the request gives up when `lock_wait` runs out, and the helper
-//! then drops the lock as soon as it gets it.
+//! then drops the lock as soon as it gets it. Helpers left waiting so are
+//! capped per process; past the cap, waits poll.
 
 use std::collections::HashMap;
 use std::fs::{self, DirBuilder, File, OpenOptions};
@@ -34,6 +35,7 @@ use std::io::{self, Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -496,25 +498,57 @@ fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
     }
 }
 
+/// Helper threads alive in this process (see [`wait_for_lock`]).
+static WAITER_THREADS: AtomicUsize = AtomicUsize::new(0);
+/// Past this many, waits poll instead of starting another thread.
+const MAX_WAITER_THREADS: usize = 8;
+
 /// Blocks on the lock in a helper thread until it is ours or `deadline`
 /// passes (None). A helper that wins after the deadline drops the file,
-/// which frees the lock at once.
+/// which frees the lock at once. Until then it outlives its request, so a
+/// lock held for hours would pile up one thread per timed-out wait: past
+/// [`MAX_WAITER_THREADS`] such threads, waits poll instead.
 fn wait_for_lock(file: File, deadline: Instant) -> Option<Result<File>> {
     let remaining = deadline.saturating_duration_since(Instant::now());
     if remaining.is_zero() {
         return None;
     }
+    let room = WAITER_THREADS.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < MAX_WAITER_THREADS).then_some(n + 1));
+    if room.is_err() {
+        return poll_for_lock(file, deadline);
+    }
     let (tx, rx) = mpsc::sync_channel(1);
     let spawned = std::thread::Builder::new().name("rsession-flock".into()).spawn(move || {
         let result = flock(&file, libc::LOCK_EX).map(|()| file);
         let _ = tx.send(result);
+        WAITER_THREADS.fetch_sub(1, Ordering::AcqRel);
     });
     if let Err(e) = spawned {
+        WAITER_THREADS.fetch_sub(1, Ordering::AcqRel);
         return Some(Err(err("cannot start the lock waiter thread", e)));
     }
     match rx.recv_timeout(remaining) {
         Ok(result) => Some(result.map_err(|e| err("flock", e))),
         Err(_) => None,
+    }
+}
+
+/// The fallback wait: non-blocking tries, 0.5 ms apart at first, then up to
+/// 4 ms apart, until `deadline`.
+fn poll_for_lock(file: File, deadline: Instant) -> Option<Result<File>> {
+    let mut nap = Duration::from_micros(500);
+    loop {
+        match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
+            Ok(()) => return Some(Ok(file)),
+            Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
+            Err(e) => return Some(Err(err("flock", e))),
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        std::thread::sleep(nap.min(left));
+        nap = (nap * 2).min(Duration::from_millis(4));
     }
 }
 
@@ -649,6 +683,30 @@ mod tests {
         std::thread::sleep(Duration::from_millis(50));
         release_write(&mut s1, &a, b"first", token, false).unwrap();
         assert_eq!(waiter.join().unwrap().as_deref(), Some(&b"first"[..]));
+    }
+
+    #[test]
+    fn waits_that_time_out_on_a_long_held_lock_leave_a_bounded_number_of_threads() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().to_path_buf();
+        let mut holder = FilesStore::open(&path).unwrap();
+        let a = id("stuck");
+        let Locked::Acquired { token, .. } = holder.lock_and_read(&a, &req(0, 10_000)).unwrap() else { panic!() };
+        let mut waiter = FilesStore::open(&path).unwrap();
+        for _ in 0..MAX_WAITER_THREADS + 4 {
+            assert!(matches!(waiter.lock_and_read(&a, &req(5, 10_000)).unwrap(), Locked::TimedOut { .. }));
+            // Other tests' waits count too; the cap holds for all of them.
+            assert!(WAITER_THREADS.load(Ordering::Acquire) <= MAX_WAITER_THREADS);
+        }
+        // Past the cap a wait polls, and still gets the lock when it is freed.
+        let release = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(100));
+            holder.unlock(&id("stuck"), token).unwrap();
+        });
+        let t = Instant::now();
+        assert!(matches!(waiter.lock_and_read(&a, &req(5000, 10_000)).unwrap(), Locked::Acquired { .. }));
+        assert!(t.elapsed() < Duration::from_millis(2000), "{:?}", t.elapsed());
+        release.join().unwrap();
     }
 
     #[test]
