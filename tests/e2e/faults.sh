@@ -53,6 +53,28 @@ json.dump({"kind": kind, "name": name, "verdict": verdict, "detail": detail,
 PY
 }
 
+# fault_setup KIND NAME: sets the caller's $kind (of handler NAME) and an
+# empty $dir for the scenario's files.
+fault_setup() {
+  kind=$(handler_kind "$2")
+  dir=$RUN/fault-$1-$2
+  rm -rf "$dir"; mkdir -p "$dir"
+  log "fault $1 on $2"
+}
+
+# fault_judge KIND NAME DIR VERDICT DETAIL: the verdict as recorded. A
+# peer's failure is reported, not judged; a crash (DIR/crashes.txt) or an
+# rsession warning the scenario did not provoke (DIR/unexpected-warnings.txt)
+# fails any handler.
+fault_judge() {
+  local verdict=$4
+  [ "$(handler_kind "$2")" != rsession ] && [ "$verdict" = fail ] && verdict=reported
+  [ -s "$3/crashes.txt" ] && verdict=fail
+  [ -s "$3/unexpected-warnings.txt" ] && verdict=fail
+  log "fault $1 on $2: $verdict: $5"
+  fault_result "$1" "$2" "$verdict" "$5" "$3/crashes.txt" "$3/unexpected-warnings.txt"
+}
+
 # A scenario that could not get going: recorded as failed, workers stopped.
 fault_abort() { # kind name dir detail
   log "fault $1 on $2: fail: $4"
@@ -75,10 +97,7 @@ lock_info_json() { # dir sid -> JSON of RSession\lock_info() with that handler's
 # at once (the kernel frees the flock), network stores within the lease.
 fault_kill9() {
   local name=$1 kind dir sid marker pidf pid i r status secs body bound verdict detail li
-  kind=$(handler_kind "$name")
-  dir=$RUN/fault-kill9-$name
-  rm -rf "$dir"; mkdir -p "$dir"
-  log "fault kill9 on $name"
+  fault_setup kill9 "$name"
   fpm_start "$dir" "$(handler_ini "$name" "$dir")
 rsession.lock_ttl_ms = $E2E_FAULT_LOCK_TTL_MS"
   sid=$(new_sid k9)
@@ -129,12 +148,8 @@ rsession.lock_ttl_ms = $E2E_FAULT_LOCK_TTL_MS"
   grep -q "child $pid exited on signal 9" "$dir/fpm.log" || detail+="; (fpm log does not show the kill of $pid)"
   rsession_warning_lines "$dir" > "$dir/unexpected-warnings.txt"
   fpm_stop
-  [ -s "$dir/crashes.txt" ] && verdict=fail
-  [ "$kind" != rsession ] && [ "$verdict" = fail ] && verdict=reported
-  [ -s "$dir/unexpected-warnings.txt" ] && verdict=fail
   shrink_logs "$dir"
-  log "fault kill9 on $name: $verdict: $detail"
-  fault_result kill9 "$name" "$verdict" "$detail" "$dir/crashes.txt" "$dir/unexpected-warnings.txt"
+  fault_judge kill9 "$name" "$dir" "$verdict" "$detail"
 }
 
 # ---------------------------------------------------------------- full disk
@@ -223,13 +238,9 @@ session.gc_probability = 0"
     local pw
     pw=$(grep -hm1 'PHP Warning' "$dir/php-errors.log" 2>/dev/null | sed -E 's/^\[[^]]*\] //; s/ in \/.*//' || true)
     detail+="; PHP warning: ${pw:-none}"
-    [ "$verdict" = fail ] && verdict=reported
   fi
-  [ -s "$dir/crashes.txt" ] && verdict=fail
-  [ -s "$dir/unexpected-warnings.txt" ] && verdict=fail
   shrink_logs "$dir"
-  log "fault fulldisk on $name: $verdict: $detail"
-  fault_result fulldisk "$name" "$verdict" "$detail" "$dir/crashes.txt" "$dir/unexpected-warnings.txt"
+  fault_judge fulldisk "$name" "$dir" "$verdict" "$detail"
 }
 
 # ----------------------------------------------------------- server restart
@@ -316,12 +327,8 @@ PY
   detail+="; after: $((E2E_WORKERS - bad))/$E2E_WORKERS workers answered a fresh session ($slow slower than 2 s)"
   [ "$bad" = 0 ] && [ "$slow" = 0 ] || verdict=fail
   [ -n "$pw" ] && detail+="; first PHP warning: ${pw:0:160}"
-  [ -s "$dir/crashes.txt" ] && verdict=fail
-  [ "$kind" != rsession ] && [ "$verdict" = fail ] && [ ! -s "$dir/crashes.txt" ] && verdict=reported
-  [ -s "$dir/unexpected-warnings.txt" ] && verdict=fail
   shrink_logs "$dir"
-  log "fault restart on $name: $verdict: $detail"
-  fault_result restart "$name" "$verdict" "$detail" "$dir/crashes.txt" "$dir/unexpected-warnings.txt"
+  fault_judge restart "$name" "$dir" "$verdict" "$detail"
 }
 
 # ------------------------------------------------------- kill -9 under load
@@ -330,11 +337,8 @@ PY
 # every increment answered OK must be in the counter, nothing may hang
 # (no client timeout, the next requests proceed), no other worker dies.
 fault_killload() {
-  local name=$1 kind dir sids=() i loadpid killed=() pids pid verdict detail line
-  kind=$(handler_kind "$name")
-  dir=$RUN/fault-killload-$name
-  rm -rf "$dir"; mkdir -p "$dir"
-  log "fault killload on $name"
+  local name=$1 kind dir sids=() i loadpid killed=() pids pid line
+  fault_setup killload "$name"
   fpm_start "$dir" "$(handler_ini "$name" "$dir")
 rsession.lock_ttl_ms = $E2E_FAULT_LOCK_TTL_MS"
   for ((i = 0; i < E2E_SESSIONS; i++)); do sids+=("$(new_sid kl)"); done
@@ -376,12 +380,7 @@ print(("pass" if ok else "fail") + "|" +
       f"client timeouts {timeouts}; write p99 {r['write_p99_ms']} ms")
 PY
 )
-  verdict=${line%%|*} detail="${#killed[@]} workers SIGKILLed during 8 s of load; ${line#*|}"
-  [ "$kind" != rsession ] && [ "$verdict" = fail ] && verdict=reported
-  [ -s "$dir/crashes.txt" ] && verdict=fail
-  [ -s "$dir/unexpected-warnings.txt" ] && verdict=fail
-  log "fault killload on $name: $verdict: $detail"
-  fault_result killload "$name" "$verdict" "$detail" "$dir/crashes.txt" "$dir/unexpected-warnings.txt"
+  fault_judge killload "$name" "$dir" "${line%%|*}" "${#killed[@]} workers SIGKILLed during 8 s of load; ${line#*|}"
 }
 
 # ------------------------------------------------------------------ evict
@@ -401,10 +400,7 @@ E2E_EVICT_MB=${E2E_EVICT_MB:-32}
 
 fault_evict() {
   local name=$1 kind dir pidf sids=() idle=() i r loadpid verdict detail line kept=0 evicted=0 bad=0 after=""
-  kind=$(handler_kind "$name")
-  dir=$RUN/fault-evict-$name
-  rm -rf "$dir"; mkdir -p "$dir"
-  log "fault evict on $name"
+  fault_setup evict "$name"
   case $name in
     rsession-memcached | php-memcached) ;;
     *) fault_result evict "$name" skipped "a memcached scenario" "" ""; return ;;
@@ -503,9 +499,5 @@ PY
   if [ -n "$first_evicted" ] && [[ $after != "200 "*" OK $first_evicted 1" ]]; then
     verdict=fail; detail+="; an evicted session did not start afresh: $after"
   fi
-  [ "$kind" != rsession ] && [ "$verdict" = fail ] && verdict=reported
-  [ -s "$dir/crashes.txt" ] && verdict=fail
-  [ -s "$dir/unexpected-warnings.txt" ] && verdict=fail
-  log "fault evict on $name: $verdict: $detail"
-  fault_result evict "$name" "$verdict" "$detail" "$dir/crashes.txt" "$dir/unexpected-warnings.txt"
+  fault_judge evict "$name" "$dir" "$verdict" "$detail"
 }
