@@ -32,9 +32,8 @@
 //! workers don't share the master's socket) and reopened once per call after
 //! a connection error, so a Redis restart costs a failed request at most.
 
-use std::time::{Duration, Instant};
-
 use std::sync::LazyLock;
+use std::time::{Duration, Instant};
 
 use super::lease::LeaseKeeper;
 use super::resp::{self, Connection, Reply, Script};
