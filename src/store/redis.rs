@@ -372,8 +372,7 @@ impl RedisStore {
         if !self.renew_enabled {
             return;
         }
-        let config = self.config.clone();
-        let keeper = self.renewer.get_or_insert_with(|| LeaseKeeper::start(renewer(config)));
+        let keeper = self.renewer.get_or_insert_with(|| LeaseKeeper::start(renewer(self.config.clone())));
         match lease {
             Some(ttl) => keeper.hold(key.to_string(), token.hex(), ttl),
             None => keeper.drop_key(key),

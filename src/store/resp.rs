@@ -202,23 +202,7 @@ impl Connection {
     /// server error in any of them is the result (after all were read, so
     /// the connection stays in step).
     pub fn query(&mut self, commands: &[&[&[u8]]]) -> Result<Vec<Reply>> {
-        self.wbuf.clear();
-        for c in commands {
-            encode(&mut self.wbuf, c);
-        }
-        self.send()?;
-        let mut replies = Vec::with_capacity(commands.len());
-        let mut failed = None;
-        for i in 0..commands.len() {
-            match self.read_reply(i == 0)? {
-                Ok(r) => replies.push(r),
-                Err(m) => failed = failed.or(Some(m)),
-            }
-        }
-        match failed {
-            Some(m) => Err(Error::Server(m)),
-            None => Ok(replies),
-        }
+        self.exchange(commands, true)
     }
 
     pub fn query_one(&mut self, command: &[&[u8]]) -> Result<Reply> {
@@ -228,13 +212,30 @@ impl Connection {
     /// A command the server may hold for up to `wait` (BLPOP): the read
     /// timeout grows by `wait` for it, and there is no point spinning.
     pub fn query_blocking(&mut self, command: &[&[u8]], wait: Duration) -> Result<Reply> {
-        self.wbuf.clear();
-        encode(&mut self.wbuf, command);
-        self.send()?;
         self.stream.set_read_timeout(wait + self.timeout)?;
-        let reply = self.read_reply(false);
+        let replies = self.exchange(&[command], false);
         self.stream.set_read_timeout(self.timeout)?;
-        reply?.map_err(Error::Server)
+        replies.map(|mut r| r.pop().unwrap_or(Reply::Nil))
+    }
+
+    fn exchange(&mut self, commands: &[&[&[u8]]], spin: bool) -> Result<Vec<Reply>> {
+        self.wbuf.clear();
+        for c in commands {
+            encode(&mut self.wbuf, c);
+        }
+        self.send()?;
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut failed = None;
+        for i in 0..commands.len() {
+            match self.read_reply(spin && i == 0)? {
+                Ok(r) => replies.push(r),
+                Err(m) => failed = failed.or(Some(m)),
+            }
+        }
+        match failed {
+            Some(m) => Err(Error::Server(m)),
+            None => Ok(replies),
+        }
     }
 
     /// Runs a script: EVALSHA, and EVAL when the server does not have it.
