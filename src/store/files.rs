@@ -41,7 +41,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use md5::{Digest, Md5};
 
-use super::{Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Result, Save, SessionId, Store, now_secs};
+use super::{Backoff, Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Result, Save, SessionId, Store, now_secs};
 use crate::error::StoreError;
 use crate::meta::envelope;
 
@@ -533,22 +533,19 @@ fn wait_for_lock(file: File, deadline: Instant) -> Option<Result<File>> {
     }
 }
 
-/// The fallback wait: non-blocking tries, 0.5 ms apart at first, then up to
-/// 4 ms apart, until `deadline`.
+/// The fallback wait: non-blocking tries with [`Backoff`] until `deadline`.
 fn poll_for_lock(file: File, deadline: Instant) -> Option<Result<File>> {
-    let mut nap = Duration::from_micros(500);
+    let mut backoff = Backoff::default();
     loop {
         match flock(&file, libc::LOCK_EX | libc::LOCK_NB) {
             Ok(()) => return Some(Ok(file)),
             Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK) => {}
             Err(e) => return Some(Err(err("flock", e))),
         }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
+        if Instant::now() >= deadline {
             return None;
         }
-        std::thread::sleep(nap.min(left));
-        nap = (nap * 2).min(Duration::from_millis(4));
+        backoff.sleep(deadline);
     }
 }
 

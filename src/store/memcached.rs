@@ -49,7 +49,7 @@ use md5::{Digest, Md5};
 use super::lease::LeaseKeeper;
 use super::spin::Spinner;
 use super::{
-    Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
+    Backoff, Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
     now_secs,
 };
 use crate::config::MemcachedConfig;
@@ -562,7 +562,7 @@ impl Store for MemcachedStore {
         let (lock_key, data_key) = (self.key(id, "l"), self.key(id, "d"));
         let lease = lease_arg(req.ttl);
         let deadline = Instant::now() + req.wait;
-        let mut backoff = Duration::from_micros(500);
+        let mut backoff = Backoff::default();
         loop {
             let (s, replies) = self.on_session(id, |me| {
                 let mut r = format!("ms {lock_key} {} T{lease} ME c\r\n", value.len()).into_bytes();
@@ -594,11 +594,7 @@ impl Store for MemcachedStore {
                 let (_, r) = self.on_session(id, |_| (format!("mg {lock_key} v\r\n").into_bytes(), 1))?;
                 return Ok(Locked::TimedOut { holder: r[0].value.as_deref().map(holder_of) });
             }
-            // Jittered exponential backoff, capped small so a handoff is quick.
-            let jitter = Duration::from_micros(u64::from(LockToken::random().0 as u16) % 500);
-            let nap = (backoff + jitter).min(deadline.saturating_duration_since(Instant::now()));
-            std::thread::sleep(nap);
-            backoff = (backoff * 2).min(Duration::from_millis(4));
+            backoff.sleep(deadline);
         }
     }
 

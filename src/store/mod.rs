@@ -4,7 +4,7 @@
 //! that can do two steps in one round trip (lock + read, write + unlock)
 //! overrides the combined methods, whose defaults simply chain the parts.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
@@ -116,6 +116,29 @@ pub struct LockRequest {
     pub wait: Duration,
     /// Lease: a lock not renewed for this long is free again.
     pub ttl: Duration,
+}
+
+/// Polling for a lock where nothing wakes the waiter (memcached; files
+/// past its helper threads): jittered exponential backoff from 0.5 ms,
+/// capped at 4 ms so a handoff is quick, never sleeping past the deadline.
+pub struct Backoff {
+    next: Duration,
+}
+
+impl Default for Backoff {
+    fn default() -> Backoff {
+        Backoff { next: Duration::from_micros(500) }
+    }
+}
+
+impl Backoff {
+    /// Sleeps the next interval (plus up to 0.5 ms of jitter, so waiters
+    /// spread out), cut short at `deadline`.
+    pub fn sleep(&mut self, deadline: Instant) {
+        let jitter = Duration::from_micros(u64::from(LockToken::random().0 as u16) % 500);
+        std::thread::sleep((self.next + jitter).min(deadline.saturating_duration_since(Instant::now())));
+        self.next = (self.next * 2).min(Duration::from_millis(4));
+    }
 }
 
 /// A stored session: its metadata and data.
