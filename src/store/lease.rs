@@ -19,6 +19,13 @@ struct State {
     tick: Duration,
 }
 
+/// Whether stores opened now renew their locks: off only in tests of lost
+/// locks (env RSESSION_TEST_NO_RENEW=1 for whole processes), where a holder
+/// stops renewing as a hung one would. Read once per store, at open.
+pub fn renewal_enabled() -> bool {
+    std::env::var_os("RSESSION_TEST_NO_RENEW").is_none()
+}
+
 pub struct LeaseKeeper {
     state: Arc<(Mutex<State>, Condvar)>,
 }

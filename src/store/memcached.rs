@@ -46,7 +46,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
 
-use super::lease::LeaseKeeper;
+use super::lease::{self, LeaseKeeper};
 use super::spin::Spinner;
 use super::{
     Backoff, Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
@@ -142,6 +142,8 @@ pub struct MemcachedStore {
     generations: HashMap<usize, (u64, Instant)>,
     warnings: Vec<String>,
     renewer: Option<LeaseKeeper>,
+    /// See [`lease::renewal_enabled`].
+    renew_enabled: bool,
 }
 
 /// How many times an index update is retried when another writer got in
@@ -239,6 +241,7 @@ impl MemcachedStore {
             generations: HashMap::new(),
             warnings: Vec::new(),
             renewer: None,
+            renew_enabled: lease::renewal_enabled(),
         })
     }
 
@@ -368,7 +371,7 @@ impl MemcachedStore {
 
     /// Starts (Some(lease)) or stops (None) keeping a held lock alive.
     fn keep_alive(&mut self, s: usize, key: String, lease: Option<Duration>) {
-        if std::env::var_os("RSESSION_TEST_NO_RENEW").is_some() {
+        if !self.renew_enabled {
             return;
         }
         let timeout = self.timeout;

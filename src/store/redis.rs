@@ -35,7 +35,7 @@
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
-use super::lease::LeaseKeeper;
+use super::lease::{self, LeaseKeeper};
 use super::resp::{self, Connection, Reply, Script};
 use super::{
     Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
@@ -251,8 +251,7 @@ pub struct RedisStore {
     prefix: String,
     conn: Option<Connection>,
     renewer: Option<LeaseKeeper>,
-    /// Off only in tests of lost locks (env RSESSION_TEST_NO_RENEW=1 for
-    /// whole processes): a holder that stops renewing, as a hung one would.
+    /// See [`lease::renewal_enabled`]; tests also turn it off per store.
     renew_enabled: bool,
 }
 
@@ -273,7 +272,7 @@ impl RedisStore {
             prefix: config.net.prefix.clone(),
             conn: None,
             renewer: None,
-            renew_enabled: std::env::var_os("RSESSION_TEST_NO_RENEW").is_none(),
+            renew_enabled: lease::renewal_enabled(),
         })
     }
 
