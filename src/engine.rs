@@ -4,9 +4,14 @@
 //! PHP's session module (or an `RSession\Handler`) owns one [`Engine`] per
 //! open session. Errors come back as [`EngineError`]s for the PHP layer to
 //! raise as `rsession:` warnings; notices are queued in the engine.
+//!
+//! What outlives one engine but not the request (locks to free at its end,
+//! the open session for `set_user()`, what `session_regenerate_id()` hands
+//! from the old id to the new one, ids killed while held) is the request's
+//! state, kept per thread.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -15,7 +20,8 @@ use parking_lot::Mutex;
 use crate::config::{LockFailure, Settings, StoreConfig};
 use crate::error::{EngineError, StoreError};
 use crate::meta::{MAX_USER_LEN, Meta};
-use crate::store::{self, Holder, LockRequest, LockToken, Locked, Put, Record, Save, SessionId, Store};
+use crate::stats::{STATS, bump};
+use crate::store::{self, Holder, LockRequest, LockToken, LockUse, Locked, Put, Record, Save, SessionId, Store, UserChange};
 
 pub type SharedStore = Arc<Mutex<Box<dyn Store>>>;
 
@@ -42,57 +48,89 @@ pub fn shared_store(config: &StoreConfig) -> Result<SharedStore, StoreError> {
     Ok(s)
 }
 
-/// Locks held by this process, so that a request which never reached close
-/// (a fatal error inside the handler) still frees them at request end.
-static HELD: Mutex<Vec<(SharedStore, SessionId, LockToken)>> = Mutex::new(Vec::new());
+/// What `session_regenerate_id()` hands from the session it closes to the
+/// one it opens under the new id.
+enum Carry {
+    /// The user, timeout and creation time follow the session.
+    Alive(Meta),
+    /// The session was killed while this request held it: the new id is its
+    /// continuation and stays dead too.
+    Killed,
+}
 
-/// Frees every lock still held; called after the session module shut down.
-fn release_orphaned_locks() {
-    let orphans = std::mem::take(&mut *HELD.lock());
-    for (store, id, token) in orphans {
+/// The request's state (see the module comment). Never borrowed across a
+/// call into PHP or into another engine.
+#[derive(Default)]
+struct Request {
+    /// The process these belong to: a forked child starts clean.
+    pid: u32,
+    /// Locks taken in this request, so that one which never reached close
+    /// (a fatal error inside the handler) is still freed at request end.
+    held: Vec<(SharedStore, SessionId, LockToken)>,
+    /// The engine of the session open in this request: `set_user()` and
+    /// `set_timeout()` act on it.
+    current: Option<Weak<Mutex<Engine>>>,
+    /// Inside `session_regenerate_id()` (the PHP layer's hook says so).
+    regenerating: bool,
+    carry: Option<Carry>,
+    /// Sessions killed while this request held them: they stay dead for the
+    /// rest of it, whatever it does.
+    killed: Vec<SessionId>,
+}
+
+thread_local! {
+    static REQUEST: RefCell<Request> = RefCell::new(Request::default());
+}
+
+/// Runs `f` on this thread's request state (reset first in a forked child,
+/// which must neither use nor free its parent's locks).
+fn request<T>(f: impl FnOnce(&mut Request) -> T) -> T {
+    REQUEST.with(|r| {
+        let mut r = r.borrow_mut();
+        let pid = std::process::id();
+        if r.pid != pid {
+            let inherited = std::mem::replace(&mut *r, Request { pid, ..Request::default() });
+            std::mem::forget(inherited.held);
+        }
+        f(&mut r)
+    })
+}
+
+/// `session_regenerate_id()` starts (true) or ends (false). Only inside it
+/// does a new session inherit from the one closed before: a session started
+/// after `session_destroy()` (logout) inherits nothing.
+pub fn set_regenerating(on: bool) {
+    request(|r| {
+        r.regenerating = on;
+        r.carry = None;
+    });
+}
+
+/// The request is over: frees every lock still held, and nothing carries
+/// into the next one.
+pub fn end_request() {
+    let held = request(|r| {
+        let held = std::mem::take(&mut r.held);
+        *r = Request { pid: r.pid, ..Request::default() };
+        held
+    });
+    for (store, id, token) in held {
         let _ = store.lock().unlock(&id, token);
     }
 }
 
-/// This process's counters, for `RSession\stats()`.
-pub struct Stats {
-    pub reads: AtomicU64,
-    pub writes: AtomicU64,
-    pub writes_skipped: AtomicU64,
-    pub lock_acquired: AtomicU64,
-    /// Kept in µs so that many short waits add up; shown in ms.
-    pub lock_wait_us: AtomicU64,
-    pub lock_timeouts: AtomicU64,
-    pub store_errors: AtomicU64,
+pub type SharedEngine = Arc<Mutex<Engine>>;
+
+pub fn set_current(engine: &SharedEngine) {
+    request(|r| r.current = Some(Arc::downgrade(engine)));
 }
 
-pub static STATS: Stats = Stats {
-    reads: AtomicU64::new(0),
-    writes: AtomicU64::new(0),
-    writes_skipped: AtomicU64::new(0),
-    lock_acquired: AtomicU64::new(0),
-    lock_wait_us: AtomicU64::new(0),
-    lock_timeouts: AtomicU64::new(0),
-    store_errors: AtomicU64::new(0),
-};
-
-impl Stats {
-    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        vec![
-            ("reads", get(&self.reads)),
-            ("writes", get(&self.writes)),
-            ("writes_skipped", get(&self.writes_skipped)),
-            ("lock_acquired", get(&self.lock_acquired)),
-            ("lock_wait_ms", get(&self.lock_wait_us) / 1000),
-            ("lock_timeouts", get(&self.lock_timeouts)),
-            ("store_errors", get(&self.store_errors)),
-        ]
-    }
+pub fn clear_current() {
+    request(|r| r.current = None);
 }
 
-fn bump(c: &AtomicU64, by: u64) {
-    c.fetch_add(by, Ordering::Relaxed);
+pub fn current() -> Option<SharedEngine> {
+    request(|r| r.current.as_ref().and_then(Weak::upgrade))
 }
 
 /// Counts store failures on their way out.
@@ -154,47 +192,16 @@ pub struct Origin {
     pub ip: Option<String>,
 }
 
-/// Meta of the session the last close() ended, for session_regenerate_id():
-/// PHP closes the old session, asks for a new id (create_sid with no session
-/// open: `armed`), then reads the new id, whose session inherits the user,
-/// timeout and creation time. Cleared at the end of every request.
-struct Carry {
-    meta: Option<Meta>,
-    armed: bool,
-}
-
-static CARRY: Mutex<Carry> = Mutex::new(Carry { meta: None, armed: false });
-
-/// create_sid was called with no session open: the next read of a new
-/// session is a regenerated one.
-pub fn regenerating() {
-    let mut c = CARRY.lock();
-    c.armed = c.meta.is_some();
-}
-
-/// The request is over: nothing carries into the next one.
-pub fn end_request() {
-    release_orphaned_locks();
-    *CARRY.lock() = Carry { meta: None, armed: false };
-    *CURRENT.lock() = None;
-}
-
-pub type SharedEngine = Arc<Mutex<Engine>>;
-
-/// The engine of the session open in this request: `set_user()` and
-/// `set_timeout()` act on it.
-static CURRENT: Mutex<Option<Weak<Mutex<Engine>>>> = Mutex::new(None);
-
-pub fn set_current(engine: &SharedEngine) {
-    *CURRENT.lock() = Some(Arc::downgrade(engine));
-}
-
-pub fn clear_current() {
-    *CURRENT.lock() = None;
-}
-
-pub fn current() -> Option<SharedEngine> {
-    CURRENT.lock().as_ref().and_then(Weak::upgrade)
+/// Why the active session must not be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Frozen {
+    /// rsession.read_only, or a lock timeout with lock_failure=readonly.
+    ReadOnly,
+    /// Killed while this request held it (or the continuation of one that
+    /// was, under a new id).
+    Killed,
+    /// Read by the parent before pcntl_fork(): the parent writes it.
+    Forked { parent: u32 },
 }
 
 /// The session this engine has read.
@@ -202,7 +209,7 @@ struct Active {
     id: SessionId,
     /// Our lock, while we hold it.
     token: Option<LockToken>,
-    read_only: bool,
+    frozen: Option<Frozen>,
     /// The data as read or last saved; None while the session does not
     /// exist in the store.
     original: Option<Vec<u8>>,
@@ -229,7 +236,11 @@ pub struct SessionInfo {
 }
 
 pub struct Engine {
+    config: StoreConfig,
     store: SharedStore,
+    /// The process that opened the engine: in a child after pcntl_fork(),
+    /// the engine lets go of the parent's connections and lock.
+    pid: u32,
     pub settings: Settings,
     origin: Origin,
     active: Option<Active>,
@@ -237,8 +248,14 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: SharedStore, settings: Settings, origin: Origin) -> Engine {
-        Engine { store, settings, origin, active: None, notices: Vec::new() }
+    /// An engine on this process's store for `config`.
+    pub fn open(config: &StoreConfig, settings: Settings, origin: Origin) -> Result<Engine, EngineError> {
+        let store = shared_store(config)?;
+        Ok(Engine::with_store(config.clone(), store, settings, origin))
+    }
+
+    fn with_store(config: StoreConfig, store: SharedStore, settings: Settings, origin: Origin) -> Engine {
+        Engine { config, store, pid: std::process::id(), settings, origin, active: None, notices: Vec::new() }
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -255,26 +272,49 @@ impl Engine {
         self.store.lock().take_warnings()
     }
 
+    /// In a child after pcntl_fork(): the store, its connections and the
+    /// lock are the parent's. Take this process's own store, forget the
+    /// lock (the parent frees it) and leave the session to the parent.
+    fn follow_fork(&mut self) -> Result<(), EngineError> {
+        let pid = std::process::id();
+        if pid == self.pid {
+            return Ok(());
+        }
+        let parent = std::mem::replace(&mut self.pid, pid);
+        if let Some(a) = self.active.as_mut() {
+            a.token = None;
+            a.frozen = Some(Frozen::Forked { parent });
+        }
+        let inherited = std::mem::replace(&mut self.store, shared_store(&self.config)?);
+        std::mem::forget(inherited);
+        Ok(())
+    }
+
     pub fn read(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<Vec<u8>, EngineError> {
+        self.follow_fork()?;
         let id = parse_id(raw_id)?;
         let default_timeout = timeout_of(maxlifetime);
         bump(&STATS.reads, 1);
 
         // Read again under a lock we already hold (session_reset()): never
         // wait on ourselves.
-        if self.active.as_ref().is_some_and(|a| a.id == id && a.token.is_some()) {
+        if let Some(a) = self.active.as_ref().filter(|a| a.id == id && a.token.is_some()) {
+            let (token, existed) = (a.token, a.original.is_some());
             let record = counted(self.store.lock().read(&id))?;
-            let token = self.active.as_ref().and_then(|a| a.token);
-            return self.activate(id, token, false, record, default_timeout);
+            if existed && record.is_none() {
+                // Gone under our lock: killed.
+                request(|r| r.killed.push(id.clone()));
+            }
+            return self.activate(id, token, None, record, default_timeout);
         }
         // A different id than before: free the old lock first (best effort).
         let _ = self.release_lock();
 
         let s = &self.settings;
         if !s.locking || s.read_only {
+            let frozen = s.read_only.then_some(Frozen::ReadOnly);
             let record = counted(self.store.lock().read(&id))?;
-            let read_only = s.read_only;
-            return self.activate(id, None, read_only, record, default_timeout);
+            return self.activate(id, None, frozen, record, default_timeout);
         }
 
         let req = LockRequest {
@@ -294,8 +334,9 @@ impl Engine {
         match outcome {
             Locked::Acquired { token, record } => {
                 bump(&STATS.lock_acquired, 1);
-                HELD.lock().push((self.store.clone(), id.clone(), token));
-                self.activate(id, Some(token), false, record, default_timeout)
+                let store = self.store.clone();
+                request(|r| r.held.push((store, id.clone(), token)));
+                self.activate(id, Some(token), None, record, default_timeout)
             }
             Locked::TimedOut { holder } => {
                 bump(&STATS.lock_timeouts, 1);
@@ -305,19 +346,20 @@ impl Engine {
                 }
                 self.notices.push(format!("{timeout}; the session is read-only for this request"));
                 let record = counted(self.store.lock().read(&id))?;
-                self.activate(id, None, true, record, default_timeout)
+                self.activate(id, None, Some(Frozen::ReadOnly), record, default_timeout)
             }
         }
     }
 
     /// Makes the session read the active one: drops it if it is past its
-    /// idle timeout, creates its metadata if it is new, and records where
-    /// this request comes from.
+    /// idle timeout, creates its metadata if it is new (inheriting from the
+    /// old id inside session_regenerate_id()), and records where this
+    /// request comes from.
     fn activate(
         &mut self,
         id: SessionId,
         token: Option<LockToken>,
-        read_only: bool,
+        mut frozen: Option<Frozen>,
         record: Option<Record>,
         default_timeout: u32,
     ) -> Result<Vec<u8>, EngineError> {
@@ -345,26 +387,31 @@ impl Engine {
             }
             None => {
                 let mut m = Meta::new(now, ip, default_timeout);
-                let mut carry = CARRY.lock();
-                if let Some(old) = carry.meta.take().filter(|_| carry.armed) {
-                    inherited = old.user.is_some() || old.timeout_set;
-                    m.user = old.user;
-                    m.created = old.created;
-                    m.timeout = old.timeout;
-                    m.timeout_set = old.timeout_set;
-                    m.first_ip = old.first_ip.or(m.first_ip);
+                match request(|r| if r.regenerating { r.carry.take() } else { None }) {
+                    Some(Carry::Alive(old)) => {
+                        inherited = old.user.is_some() || old.timeout_set;
+                        m.user = old.user;
+                        m.created = old.created;
+                        m.timeout = old.timeout;
+                        m.timeout_set = old.timeout_set;
+                        m.first_ip = old.first_ip.or(m.first_ip);
+                    }
+                    Some(Carry::Killed) => frozen = Some(Frozen::Killed),
+                    None => {}
                 }
                 (m, None, inherited)
             }
         };
-        *CARRY.lock() = Carry { meta: None, armed: false };
+        if request(|r| r.killed.contains(&id)) {
+            frozen = Some(Frozen::Killed);
+        }
         let out = original.clone().unwrap_or_default();
         let has_user = meta.user.is_some();
-        self.active = Some(Active { id, token, read_only, original, meta, dirty, default_timeout });
-        if inherited && !read_only {
+        self.active = Some(Active { id, token, frozen, original, meta, dirty, default_timeout });
+        if inherited && frozen.is_none() {
             // A regenerated session is listed under its user at once, so a
             // kill of that user's sessions also finds it.
-            self.store_meta(has_user.then_some(None))?;
+            self.store_meta(if has_user { UserChange::From(None) } else { UserChange::Unchanged })?;
         }
         Ok(out)
     }
@@ -385,25 +432,41 @@ impl Engine {
         self.save(&id, Save::Touch, data, maxlifetime)
     }
 
+    /// Marks the active session killed: nothing of it is written again in
+    /// this request, under its id or (regenerated) under a new one.
+    fn mark_killed(&mut self, id: &SessionId) {
+        if let Some(a) = self.active_for(id) {
+            a.original = None;
+            a.frozen = Some(Frozen::Killed);
+        }
+        request(|r| r.killed.push(id.clone()));
+    }
+
     fn save(&mut self, id: &SessionId, what: Save<'_>, data: &[u8], maxlifetime: i64) -> Result<(), EngineError> {
+        self.follow_fork()?;
         if self.active_for(id).is_none() {
             // A write without a read (a handler driven by hand): a session
             // of its own, written as new.
             let meta = Meta::new(store::now_secs(), self.origin.ip.clone(), timeout_of(maxlifetime));
             let default_timeout = timeout_of(maxlifetime);
             let _ = self.release_lock();
-            self.active =
-                Some(Active { id: id.clone(), token: None, read_only: false, original: None, meta, dirty: true, default_timeout });
+            let frozen = request(|r| r.killed.contains(id)).then_some(Frozen::Killed);
+            self.active = Some(Active { id: id.clone(), token: None, frozen, original: None, meta, dirty: true, default_timeout });
         }
         let Some(a) = self.active.as_mut() else { return Err(EngineError::NotOpen) };
-        if a.read_only {
+        if let Some(frozen) = a.frozen {
             bump(&STATS.writes_skipped, 1);
             let changed = a.original.as_deref().unwrap_or_default() != data;
-            if changed && matches!(what, Save::Write(_)) {
-                self.notices.push(format!(
-                    "session {} was opened read-only; the changes made to $_SESSION were not saved",
-                    short_id(id.as_str())
-                ));
+            let shown = short_id(id.as_str());
+            match frozen {
+                Frozen::ReadOnly if changed && matches!(what, Save::Write(_)) => self.notices.push(format!(
+                    "session {shown} was opened read-only; the changes made to $_SESSION were not saved"
+                )),
+                Frozen::Killed => self.notices.push(format!("session {shown}: {}", StoreError::Killed)),
+                Frozen::Forked { parent } if changed => self.notices.push(format!(
+                    "session {shown} was opened by process {parent} before pcntl_fork(); this child does not write it (the parent does)"
+                )),
+                _ => {}
             }
             return Ok(());
         }
@@ -414,14 +477,14 @@ impl Engine {
         };
         a.meta.last_access = store::now_secs();
         a.meta.timeout = a.effective_timeout();
-        let lock = a.token.map(|t| (t, true));
+        let lock = a.token.map_or(LockUse::Unlocked, LockUse::Release);
         let put = Put {
             what,
             meta: &a.meta,
             ttl: storage_ttl(a.meta.timeout),
             lock,
             existed: a.original.is_some(),
-            user_changed: None,
+            user: UserChange::Unchanged,
         };
         let result = counted(self.store.lock().save(id, &put));
         match what {
@@ -430,7 +493,7 @@ impl Engine {
         }
         // The store released the lock, or it was no longer ours; on other
         // errors close() still tries to free it.
-        if matches!(result, Ok(_) | Err(StoreError::LockLost | StoreError::Killed)) && lock.is_some() {
+        if matches!(result, Ok(_) | Err(StoreError::LockLost | StoreError::Killed)) && lock.releases() {
             self.forget_lock();
         }
         match result {
@@ -445,9 +508,7 @@ impl Engine {
             Err(StoreError::Killed) => {
                 // An administrator ended it: not this request's failure.
                 self.notices.push(format!("session {}: {}", short_id(id.as_str()), StoreError::Killed));
-                if let Some(a) = self.active_for(id) {
-                    a.original = None;
-                }
+                self.mark_killed(id);
                 Ok(())
             }
             Err(e) => Err(e.into()),
@@ -456,7 +517,7 @@ impl Engine {
 
     /// Stores the active session's metadata now (with the data as read),
     /// keeping the lock: set_user() and set_timeout() take effect at once.
-    fn store_meta(&mut self, user_changed: Option<Option<String>>) -> Result<(), EngineError> {
+    fn store_meta(&mut self, user: UserChange<'_>) -> Result<(), EngineError> {
         let Some(a) = self.active.as_mut() else { return Err(EngineError::NoSession) };
         let data = a.original.clone().unwrap_or_default();
         a.meta.last_access = store::now_secs();
@@ -465,31 +526,51 @@ impl Engine {
             what: Save::Write(&data),
             meta: &a.meta,
             ttl: storage_ttl(a.meta.timeout),
-            lock: a.token.map(|t| (t, false)),
+            lock: a.token.map_or(LockUse::Unlocked, LockUse::Keep),
             existed: a.original.is_some(),
-            user_changed: user_changed.as_ref().map(|u| u.as_deref()),
+            user,
         };
-        a.meta.generation = counted(self.store.lock().save(&a.id, &put))?;
-        bump(&STATS.writes, 1);
-        a.original = Some(data);
-        a.dirty = false;
-        Ok(())
+        let id = a.id.clone();
+        let saved = counted(self.store.lock().save(&id, &put));
+        match saved {
+            Ok(generation) => {
+                bump(&STATS.writes, 1);
+                if let Some(a) = self.active.as_mut() {
+                    a.meta.generation = generation;
+                    a.original = Some(data);
+                    a.dirty = false;
+                }
+                Ok(())
+            }
+            Err(StoreError::Killed) => {
+                self.mark_killed(&id);
+                Err(StoreError::Killed.into())
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Changes the active session's metadata with `change` and stores it,
     /// or leaves it as it was if that fails.
     fn update_meta(&mut self, change: impl FnOnce(&mut Meta)) -> Result<(), EngineError> {
+        self.follow_fork()?;
         let a = self.active.as_mut().ok_or(EngineError::NoSession)?;
-        if a.read_only {
-            return Err(EngineError::ReadOnly);
+        match a.frozen {
+            None => {}
+            Some(Frozen::Killed) => return Err(StoreError::Killed.into()),
+            Some(Frozen::ReadOnly | Frozen::Forked { .. }) => return Err(EngineError::ReadOnly),
         }
         let before = a.meta.clone();
         change(&mut a.meta);
         if a.meta == before && a.original.is_some() {
             return Ok(());
         }
-        let user_changed = (a.meta.user != before.user).then(|| before.user.clone());
-        let result = self.store_meta(user_changed);
+        let previous = (a.meta.user != before.user).then(|| before.user.clone());
+        let user = match &previous {
+            Some(p) => UserChange::From(p.as_deref()),
+            None => UserChange::Unchanged,
+        };
+        let result = self.store_meta(user);
         if result.is_err() {
             if let Some(a) = self.active.as_mut() {
                 a.meta = before;
@@ -515,33 +596,51 @@ impl Engine {
     }
 
     pub fn close(&mut self) -> Result<(), EngineError> {
+        self.follow_fork()?;
         let result = self.release_lock();
         if let Some(a) = self.active.take() {
-            *CARRY.lock() = Carry { meta: Some(a.meta), armed: false };
+            let carry = if a.frozen == Some(Frozen::Killed) { Carry::Killed } else { Carry::Alive(a.meta) };
+            request(|r| {
+                if r.regenerating {
+                    r.carry = Some(carry);
+                }
+            });
         }
         result
     }
 
     pub fn destroy(&mut self, raw_id: &[u8]) -> Result<(), EngineError> {
+        self.follow_fork()?;
         let id = parse_id(raw_id)?;
-        counted(self.store.lock().destroy(&id))?;
+        if self.active_for(&id).is_some_and(|a| matches!(a.frozen, Some(Frozen::Forked { .. }))) {
+            return Ok(()); // the parent's session: not the child's to end
+        }
+        let existed = counted(self.store.lock().destroy(&id))?;
         if let Some(a) = self.active_for(&id) {
-            a.original = None;
+            if a.original.is_some() && !existed {
+                // It was there when read and is gone now: killed meanwhile.
+                self.mark_killed(&id);
+            } else {
+                a.original = None;
+            }
         }
         Ok(())
     }
 
     pub fn gc(&mut self, maxlifetime: i64) -> Result<u64, EngineError> {
+        self.follow_fork()?;
         Ok(counted(self.store.lock().gc(timeout_of(maxlifetime)))?)
     }
 
     /// Strict mode: an id is adopted only when well-formed and known.
     pub fn validate_id(&mut self, raw_id: &[u8]) -> Result<bool, EngineError> {
+        self.follow_fork()?;
         let Some(id) = SessionId::parse(raw_id) else { return Ok(false) };
         Ok(counted(self.store.lock().exists(&id))?)
     }
 
     pub fn lock_holder(&mut self, raw_id: &[u8]) -> Result<Option<Holder>, EngineError> {
+        self.follow_fork()?;
         let id = parse_id(raw_id)?;
         Ok(counted(self.store.lock().lock_holder(&id))?)
     }
@@ -549,6 +648,7 @@ impl Engine {
     /// A user's live sessions. Those past their idle timeout are removed,
     /// not listed.
     pub fn user_sessions(&mut self, user: &str, maxlifetime: i64) -> Result<Vec<SessionInfo>, EngineError> {
+        self.follow_fork()?;
         check_user(user)?;
         let default_timeout = timeout_of(maxlifetime);
         let now = store::now_secs();
@@ -567,24 +667,28 @@ impl Engine {
     }
 
     pub fn kill_session(&mut self, raw_id: &[u8]) -> Result<bool, EngineError> {
+        self.follow_fork()?;
         let id = parse_id(raw_id)?;
         Ok(counted(self.store.lock().destroy(&id))?)
     }
 
     pub fn kill_user_sessions(&mut self, user: &str, keep: Option<&[u8]>) -> Result<u64, EngineError> {
+        self.follow_fork()?;
         check_user(user)?;
         let keep = keep.map(parse_id).transpose()?;
         Ok(counted(self.store.lock().kill_user(user, keep.as_ref()))?)
     }
 
     pub fn kill_all_sessions(&mut self) -> Result<i64, EngineError> {
+        self.follow_fork()?;
         Ok(counted(self.store.lock().kill_all())?)
     }
 
     fn forget_lock(&mut self) {
         if let Some(a) = self.active.as_mut() {
             if let Some(token) = a.token.take() {
-                HELD.lock().retain(|(_, i, t)| !(i == &a.id && *t == token));
+                let id = &a.id;
+                request(|r| r.held.retain(|(_, i, t)| !(i == id && *t == token)));
             }
         }
     }
@@ -610,7 +714,9 @@ fn check_user(user: &str) -> Result<(), EngineError> {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        let _ = self.release_lock();
+        if self.pid == std::process::id() {
+            let _ = self.release_lock();
+        }
     }
 }
 
@@ -629,7 +735,12 @@ mod tests {
     }
 
     fn engine_on(mem: &MemoryStore, settings: Settings) -> Engine {
-        Engine::new(shared(mem), settings, origin())
+        engine_with(mem, settings, origin())
+    }
+
+    fn engine_with(mem: &MemoryStore, settings: Settings, origin: Origin) -> Engine {
+        let unused = StoreConfig::Files { dir: "/nonexistent".into() };
+        Engine::with_store(unused, shared(mem), settings, origin)
     }
 
     fn engine(settings: Settings) -> Engine {
@@ -739,7 +850,7 @@ mod tests {
         e.write(b"s1", b"x", 1440).unwrap();
         e.close().unwrap();
         // Another address, later: last_ip follows, first_ip stays.
-        let mut e2 = Engine::new(shared(&mem), Settings::default(), Origin { uri: "/".into(), ip: Some("198.51.100.1".into()) });
+        let mut e2 = engine_with(&mem, Settings::default(), Origin { uri: "/".into(), ip: Some("198.51.100.1".into()) });
         e2.read(b"s1", 1440).unwrap();
         e2.update_timestamp(b"s1", b"x", 1440).unwrap();
         let m = stored(&mem, "s1").unwrap().meta;
@@ -815,12 +926,13 @@ mod tests {
         e.read(b"old", 100).unwrap();
         e.set_user("carol").unwrap();
         e.set_timeout(0).unwrap();
-        // session_regenerate_id(true): destroy, close, create_sid, open, read.
+        // session_regenerate_id(true): destroy, close, open, create_sid, read.
+        set_regenerating(true);
         e.destroy(b"old").unwrap();
         e.close().unwrap();
-        regenerating();
         let mut e = engine_on(&mem, Settings::default());
         e.read(b"new", 100).unwrap();
+        set_regenerating(false);
         let listed = e.user_sessions("carol", 100).unwrap();
         assert_eq!(listed.iter().map(|l| l.id.as_str()).collect::<Vec<_>>(), ["new"]);
         assert_eq!(listed[0].timeout, 0);
@@ -830,5 +942,72 @@ mod tests {
         e.write(b"other", b"", 100).unwrap();
         assert_eq!(stored(&mem, "other").unwrap().meta.user, None);
         end_request();
+    }
+
+    #[test]
+    fn a_new_session_after_logout_belongs_to_nobody() {
+        let mem = MemoryStore::default();
+        let mut e = engine_on(&mem, Settings::default());
+        e.read(b"in", 100).unwrap();
+        e.set_user("dora").unwrap();
+        e.set_timeout(0).unwrap();
+        // session_destroy(); session_start(): destroy, close, open,
+        // create_sid, read: the order of a regenerate, but not one.
+        e.destroy(b"in").unwrap();
+        e.close().unwrap();
+        let mut e = engine_on(&mem, Settings::default());
+        e.read(b"anon", 100).unwrap();
+        e.write(b"anon", b"x", 100).unwrap();
+        e.close().unwrap();
+        let m = stored(&mem, "anon").unwrap().meta;
+        assert_eq!((m.user, m.timeout_set, m.timeout), (None, false, 100));
+        assert!(e.user_sessions("dora", 100).unwrap().is_empty());
+        end_request();
+    }
+
+    /// Kills by another request, while this one holds the session, for each
+    /// way the request can go on: regenerate with or without delete, after
+    /// kill_session() or kill_all_sessions().
+    #[test]
+    fn a_session_killed_during_the_request_stays_dead_through_regenerate() {
+        for (kill_all, delete_old) in [(false, false), (false, true), (true, false), (true, true)] {
+            let mem = MemoryStore::default();
+            let mut e = engine_on(&mem, Settings::default());
+            e.read(b"victim", 100).unwrap();
+            e.set_user("eve").unwrap();
+            e.set_timeout(0).unwrap();
+            let mut admin = engine_on(&mem, Settings::default());
+            if kill_all {
+                admin.kill_all_sessions().unwrap();
+            } else {
+                assert_eq!(admin.kill_user_sessions("eve", None).unwrap(), 1);
+            }
+            set_regenerating(true);
+            if delete_old {
+                e.destroy(b"victim").unwrap();
+            } else {
+                e.write(b"victim", b"user|s:3:\"eve\";", 100).unwrap();
+            }
+            e.close().unwrap();
+            let mut e = engine_on(&mem, Settings::default());
+            e.read(b"successor", 100).unwrap();
+            set_regenerating(false);
+            assert!(matches!(e.set_user("eve"), Err(EngineError::Store(StoreError::Killed))), "{kill_all} {delete_old}");
+            e.write(b"successor", b"user|s:3:\"eve\";", 100).unwrap();
+            assert!(e.take_notices().iter().any(|n| n.contains("killed")), "{kill_all} {delete_old}");
+            e.close().unwrap();
+            assert!(stored(&mem, "successor").is_none(), "kill_all={kill_all} delete={delete_old}: revived under the new id");
+            assert!(stored(&mem, "victim").is_none(), "kill_all={kill_all} delete={delete_old}: revived");
+            assert!(admin.user_sessions("eve", 100).unwrap().is_empty());
+            assert!(e.lock_holder(b"victim").unwrap().is_none());
+            end_request();
+            // The next request starts clean.
+            let mut e = engine_on(&mem, Settings::default());
+            e.read(b"successor", 100).unwrap();
+            e.write(b"successor", b"fresh", 100).unwrap();
+            e.close().unwrap();
+            assert_eq!(stored(&mem, "successor").unwrap().data, b"fresh");
+            end_request();
+        }
     }
 }

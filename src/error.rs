@@ -74,6 +74,8 @@ pub enum EngineError {
     BadArgument(String),
     #[error("internal error: {0}")]
     Panic(String),
+    #[error("called again from inside one of its own calls (an error handler?); refused rather than waiting on itself")]
+    Reentered,
 }
 
 fn lock_timeout_message(id: &str, waited: Duration, holder: Option<&Holder>) -> String {

@@ -213,8 +213,11 @@ function lock_info(string $id): ?array {}
  * - lock_timeouts:  waits that gave up after rsession.lock_wait_ms
  * - store_errors:   store operations that failed (unreachable server, I/O error,
  *                   lost lock)
+ * - lease_renewal_failures: renewals of a held lock's lease that did not
+ *                   reach the store (each one risks the lock running out
+ *                   under a long request)
  *
  * Never throws.
- * @return array{reads: int, writes: int, writes_skipped: int, lock_acquired: int, lock_wait_ms: int, lock_timeouts: int, store_errors: int}
+ * @return array{reads: int, writes: int, writes_skipped: int, lock_acquired: int, lock_wait_ms: int, lock_timeouts: int, store_errors: int, lease_renewal_failures: int}
  */
 function stats(): array {}

@@ -10,36 +10,37 @@ use ext_php_rs::exception::PhpResult;
 use ext_php_rs::prelude::*;
 use ext_php_rs::types::{ZendHashTable, Zval};
 
-use super::handler::{current_store, exception};
-use super::{guarded, ini_long, ini_string, notice, origin, parse_save_path, settings_from_ini};
-use crate::engine::{self, Engine, STATS, SessionInfo, SharedStore};
+use super::boundary::{self, exception, outcome};
+use super::handler::current_config;
+use super::{ini_long, ini_string, origin, parse_save_path, settings_from_ini};
+use crate::config::StoreConfig;
+use crate::engine::{self, Engine, SessionInfo};
 use crate::error::EngineError;
+use crate::stats::STATS;
 use crate::store::Holder;
 
 /// The store the functions act on: the open `RSession\Handler`'s, else
 /// session.save_path's.
-fn store() -> Result<SharedStore, EngineError> {
-    if let Some(s) = current_store() {
-        return Ok(s);
+fn config() -> Result<StoreConfig, EngineError> {
+    if let Some(c) = current_config() {
+        return Ok(c);
     }
     let save_path = ini_string("session.save_path").unwrap_or_default();
-    Ok(engine::shared_store(&parse_save_path(&save_path)?)?)
+    Ok(parse_save_path(&save_path)?)
 }
 
 /// Runs a registry operation on an engine for the functions' store.
 fn admin<T>(f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
-    guarded(|| f(&mut Engine::new(store()?, settings_from_ini()?, origin()))).map_err(exception)
+    boundary::run_fresh(|| Engine::open(&config()?, settings_from_ini()?, origin()), f).or_throw()
 }
 
 /// Runs `f` on the session open in this request.
 fn on_session<T>(f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
-    let shared = engine::current().ok_or_else(|| exception(EngineError::NoSession))?;
-    let mut e = shared.lock();
-    let result = guarded(|| f(&mut e));
-    for n in e.take_notices() {
-        notice(&n);
+    match engine::current() {
+        Some(shared) => boundary::run(&shared, f),
+        None => outcome(Err(EngineError::NoSession)),
     }
-    result.map_err(exception)
+    .or_throw()
 }
 
 fn maxlifetime() -> i64 {

@@ -9,7 +9,7 @@ use ext_php_rs::binary::Binary;
 use ext_php_rs::class::RegisteredClass;
 use ext_php_rs::convert::IntoZval;
 use ext_php_rs::flags::DataType;
-use ext_php_rs::exception::{PhpException, PhpResult};
+use ext_php_rs::exception::PhpResult;
 use ext_php_rs::flags::ClassFlags;
 use ext_php_rs::prelude::*;
 use ext_php_rs::boxed::ZBox;
@@ -17,10 +17,11 @@ use ext_php_rs::types::{ZendHashTable, Zval};
 use ext_php_rs::zend::ClassEntry;
 use parking_lot::Mutex;
 
+use super::boundary::{self, exception, guarded, outcome};
 use super::functions::{lock_info_array, sessions_array, stats_array, user_id};
-use super::{ffi, guarded, ini_long, notice, origin, parse_save_path, settings_from_ini, warn};
+use super::{ffi, ini_long, origin, parse_save_path, settings_from_ini, warn};
 use crate::config::{Settings, StoreConfig};
-use crate::engine::{self, Engine, SharedEngine, SharedStore};
+use crate::engine::{self, Engine, SharedEngine};
 use crate::error::EngineError;
 
 fn runtime_exception() -> &'static ClassEntry {
@@ -61,15 +62,11 @@ pub(crate) fn inherit_exception_constructor() {
     }
 }
 
-pub(crate) fn exception(e: impl std::fmt::Display) -> PhpException {
-    PhpException::from_class::<RSessionException>(format!("rsession: {e}"))
-}
-
 /// The store of the handler object opened in this request, if any: the
 /// `RSession\` functions act on it instead of session.save_path's.
-static CURRENT: Mutex<Option<SharedStore>> = Mutex::new(None);
+static CURRENT: Mutex<Option<StoreConfig>> = Mutex::new(None);
 
-pub(crate) fn current_store() -> Option<SharedStore> {
+pub(crate) fn current_config() -> Option<StoreConfig> {
     CURRENT.lock().clone()
 }
 
@@ -163,22 +160,14 @@ impl Handler {
         Ok(s)
     }
 
-    /// Runs `f` on the open engine, reporting notices and errors as PHP
+    /// Runs `f` on the open engine, reporting messages and errors as PHP
     /// warnings (as the native handler does); None on failure.
     fn with_engine<T>(&mut self, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Option<T> {
-        let Some(shared) = self.engine.as_ref() else {
-            warn(&EngineError::NotOpen.to_string());
-            return None;
-        };
-        let mut engine = shared.lock();
-        let result = guarded(|| f(&mut engine));
-        for n in engine.take_notices() {
-            notice(&n);
+        match self.engine.as_ref() {
+            Some(shared) => boundary::run(shared, f),
+            None => outcome(Err(EngineError::NotOpen)),
         }
-        for w in engine.take_warnings() {
-            warn(&w);
-        }
-        result.map_err(|e| warn(&e.to_string())).ok()
+        .or_warn()
     }
 
     fn maxlifetime() -> i64 {
@@ -188,22 +177,16 @@ impl Handler {
     /// An engine on this handler's store for the registry operations, which
     /// need no open session; errors become exceptions.
     fn admin<T>(&self, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
-        guarded(|| {
-            let store = engine::shared_store(&self.config)?;
-            f(&mut Engine::new(store, self.settings()?, origin()))
-        })
-        .map_err(exception)
+        boundary::run_fresh(|| Engine::open(&self.config, self.settings()?, origin()), f).or_throw()
     }
 
     /// Runs `f` on this handler's open session; errors become exceptions.
     fn on_session<T>(&self, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
-        let shared = self.engine.as_ref().ok_or_else(|| exception(EngineError::NoSession))?;
-        let mut e = shared.lock();
-        let result = guarded(|| f(&mut e));
-        for n in e.take_notices() {
-            notice(&n);
+        match self.engine.as_ref() {
+            Some(shared) => boundary::run(shared, f),
+            None => outcome(Err(EngineError::NoSession)),
         }
-        result.map_err(exception)
+        .or_throw()
     }
 }
 
@@ -229,21 +212,22 @@ impl Handler {
     /// The path and name PHP passes are not used: the constructor chose the store.
     pub fn open(&mut self, path: String, name: String) -> bool {
         let _ = (path, name);
-        let opened = guarded(|| {
-            let store = engine::shared_store(&self.config)?;
-            Ok(Engine::new(store, self.settings()?, origin()))
-        });
+        let opened = guarded(|| Engine::open(&self.config, self.settings()?, origin()));
         match opened {
             Ok(engine) => {
                 match self.engine.as_ref() {
-                    Some(old) => old.lock().settings = engine.settings.clone(),
+                    Some(old) => {
+                        if let Some(mut old) = old.try_lock() {
+                            old.settings = engine.settings.clone();
+                        }
+                    }
                     None => {
                         let shared: SharedEngine = std::sync::Arc::new(Mutex::new(engine));
                         engine::set_current(&shared);
                         self.engine = Some(shared);
                     }
                 }
-                *CURRENT.lock() = self.engine.as_ref().map(|e| e.lock().store().clone());
+                *CURRENT.lock() = Some(self.config.clone());
                 true
             }
             Err(e) => {
@@ -283,20 +267,16 @@ impl Handler {
     }
 
     pub fn validate_id(&mut self, id: Binary<u8>) -> bool {
-        let result = match self.engine.as_ref() {
-            Some(e) => guarded(|| e.lock().validate_id(&id)),
-            None => guarded(|| {
-                let store = engine::shared_store(&self.config)?;
-                Engine::new(store, Settings::default(), origin()).validate_id(&id)
-            }),
-        };
-        result.map_err(|e| warn(&e.to_string())).unwrap_or(false)
+        match self.engine.as_ref() {
+            Some(e) => boundary::run(e, |e| e.validate_id(&id)),
+            None => boundary::run_fresh(|| Engine::open(&self.config, Settings::default(), origin()), |e| e.validate_id(&id)),
+        }
+        .or_warn()
+        .unwrap_or(false)
     }
 
     #[php(name = "create_sid")]
     pub fn create_sid(&mut self) -> PhpResult<String> {
-        // After a close in this request, a new id means session_regenerate_id().
-        engine::regenerating();
         // PHP's own generator (session.sid_length, sid_bits_per_character),
         // checked against the store for collisions.
         for _ in 0..3 {

@@ -2,7 +2,7 @@
 //! call the engine, convert back, report.
 
 use std::ffi::{CStr, CString, c_char};
-use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::panic::catch_unwind;
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -15,8 +15,9 @@ use ext_php_rs::zend::{IniEntryDef, IniEntryDefs, ModuleEntry, SapiGlobals, Stat
 use parking_lot::Mutex;
 
 use crate::config::{SETTING_NAMES, Settings, StoreConfig};
-use crate::error::{ConfigError, EngineError};
+use crate::error::ConfigError;
 
+mod boundary;
 mod ffi;
 mod functions;
 mod handler;
@@ -70,6 +71,15 @@ pub extern "C" fn get_module() -> *mut ModuleEntry {
 }
 
 extern "C" fn minit(ty: i32, mod_num: i32) -> i32 {
+    if ext_php_rs::PHP_ZTS {
+        // Request state is kept per thread, but no thread-safe PHP could be
+        // built to test rsession on: refuse rather than run untested.
+        raise(
+            ext_php_rs::ffi::E_CORE_WARNING as i32,
+            "this PHP is thread-safe (ZTS: FrankenPHP, Apache worker/event MPM); rsession supports only NTS PHP (php-fpm, mod_php prefork, CLI) and does not start",
+        );
+        return ffi::FAILURE;
+    }
     startup_guard(|| {
         ext_php_rs::internal::ext_php_rs_startup();
         IniEntryDef::register(INI_ENTRIES.as_slice(), mod_num);
@@ -82,6 +92,9 @@ extern "C" fn minit(ty: i32, mod_num: i32) -> i32 {
         if unsafe { ffi::php_session_register_module(&module::PS_MODULE) } != ffi::SUCCESS {
             return Err(ext_php_rs::error::Error::Callable);
         }
+        // SAFETY: at MINIT, single-threaded; ext/session (a dependency)
+        // has registered its functions.
+        unsafe { module::hook_session_regenerate_id() };
         Ok(())
     })
 }
@@ -121,18 +134,6 @@ fn raise(level: i32, msg: &str) {
     let text = CString::new(format!("rsession: {msg}").replace('\0', "\\0")).unwrap_or_default();
     // SAFETY: a constant "%s" format with one NUL-terminated argument.
     unsafe { php_error_docref(std::ptr::null(), level, c"%s".as_ptr(), text.as_ptr()) };
-}
-
-/// Runs `f`, turning a panic into an error so none crosses into PHP.
-pub(crate) fn guarded<T>(f: impl FnOnce() -> Result<T, EngineError>) -> Result<T, EngineError> {
-    catch_unwind(AssertUnwindSafe(f)).unwrap_or_else(|payload| {
-        let msg = payload
-            .downcast_ref::<&str>()
-            .map(|s| s.to_string())
-            .or_else(|| payload.downcast_ref::<String>().cloned())
-            .unwrap_or_else(|| "panic".into());
-        Err(EngineError::Panic(msg))
-    })
 }
 
 pub(crate) fn ini_string(name: &str) -> Option<String> {

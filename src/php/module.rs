@@ -1,15 +1,17 @@
 //! The native save handler `rsession`: ext/session's ten callbacks. Each one
-//! converts, calls the engine inside `guarded`, then reports. Warnings are
-//! raised after all Rust work is done, so a PHP error handler that bails out
-//! never unwinds through Rust frames holding resources.
+//! converts, calls the engine through [`boundary`], then reports: messages
+//! are raised after all Rust work is done and every lock let go, so a PHP
+//! error handler that bails out never unwinds through Rust frames holding
+//! resources.
 
 use std::ffi::{c_char, c_int, c_void};
 
 use ext_php_rs::ffi::{zend_long, zend_string};
 use ext_php_rs::types::ZendStr;
 
+use super::boundary::{self, Outcome, guarded, outcome};
 use super::ffi::{FAILURE, ModData, PsModule, SUCCESS, php_session_create_id};
-use super::{c_str, guarded, notice, origin, parse_save_path, settings_from_ini, warn};
+use super::{c_str, origin, parse_save_path, settings_from_ini, warn};
 use crate::engine::{self, Engine, SharedEngine};
 use crate::error::EngineError;
 
@@ -44,24 +46,13 @@ unsafe fn bytes<'a>(s: *mut zend_string) -> &'a [u8] {
     }
 }
 
-/// Runs `f` on the open engine and reports its notices and error.
+/// Runs `f` on the open engine and reports its messages and error.
 unsafe fn with_engine<T>(mod_data: ModData, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Option<T> {
-    let engine = unsafe { engine_of(mod_data) };
-    let (result, notices, warnings) = match engine {
-        None => (Err(EngineError::NotOpen), Vec::new(), Vec::new()),
-        Some(shared) => {
-            let mut e = shared.lock();
-            let r = guarded(|| f(&mut e));
-            (r, e.take_notices(), e.take_warnings())
-        }
-    };
-    for n in &notices {
-        notice(n);
+    match unsafe { engine_of(mod_data) } {
+        Some(shared) => boundary::run(shared, f),
+        None => outcome(Err(EngineError::NotOpen)),
     }
-    for w in &warnings {
-        warn(w);
-    }
-    result.map_err(|e| warn(&e.to_string())).ok()
+    .or_warn()
 }
 
 fn status(ok: Option<()>) -> c_int {
@@ -70,17 +61,17 @@ fn status(ok: Option<()>) -> c_int {
 
 unsafe extern "C" fn ps_open(mod_data: ModData, save_path: *const c_char, _name: *const c_char) -> c_int {
     let save_path = unsafe { c_str(save_path) };
-    let opened = guarded(|| {
-        let settings = settings_from_ini()?;
-        let store = engine::shared_store(&parse_save_path(&save_path)?)?;
-        Ok(Engine::new(store, settings, origin()))
-    });
+    let opened = guarded(|| Engine::open(&parse_save_path(&save_path)?, settings_from_ini()?, origin()));
     match opened {
         Ok(new) => {
             // session_reset() opens again with the old engine in place: keep
             // it (and the lock it holds), take the new settings.
             match unsafe { engine_of(mod_data) } {
-                Some(old) => old.lock().settings = new.settings.clone(),
+                Some(old) => {
+                    if let Some(mut old) = old.try_lock() {
+                        old.settings = new.settings.clone();
+                    }
+                }
                 None => {
                     let shared: SharedEngine = std::sync::Arc::new(parking_lot::Mutex::new(new));
                     engine::set_current(&shared);
@@ -159,20 +150,20 @@ unsafe extern "C" fn ps_gc(mod_data: ModData, maxlifetime: zend_long, nrdels: *m
 /// Runs `f` on the open engine or, between close and open (as
 /// session_regenerate_id() calls create_sid), on a fresh one for the
 /// current save_path. Errors are returned, not reported.
-unsafe fn with_any_engine<T>(mod_data: ModData, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Result<T, EngineError> {
+unsafe fn with_any_engine<T>(mod_data: ModData, f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> Outcome<T> {
     match unsafe { engine_of(mod_data) } {
-        Some(e) => guarded(|| f(&mut e.lock())),
-        None => guarded(|| {
-            let save_path = super::ini_string("session.save_path").unwrap_or_default();
-            let store = engine::shared_store(&parse_save_path(&save_path)?)?;
-            f(&mut Engine::new(store, settings_from_ini()?, origin()))
-        }),
+        Some(e) => boundary::run(e, f),
+        None => boundary::run_fresh(
+            || {
+                let save_path = super::ini_string("session.save_path").unwrap_or_default();
+                Engine::open(&parse_save_path(&save_path)?, settings_from_ini()?, origin())
+            },
+            f,
+        ),
     }
 }
 
 unsafe extern "C" fn ps_create_sid(mod_data: ModData) -> *mut zend_string {
-    // After a close in this request, a new id means session_regenerate_id().
-    engine::regenerating();
     // PHP's generator honours session.sid_length and sid_bits_per_character;
     // we only make sure the id is not already in use.
     for _ in 0..3 {
@@ -181,7 +172,7 @@ unsafe extern "C" fn ps_create_sid(mod_data: ModData) -> *mut zend_string {
             return sid;
         }
         let id = unsafe { bytes(sid) }.to_vec();
-        match unsafe { with_any_engine(mod_data, |e| e.validate_id(&id)) } {
+        match unsafe { with_any_engine(mod_data, |e| e.validate_id(&id)) }.reported() {
             Ok(true) => unsafe { ext_php_rs::ffi::ext_php_rs_zend_string_release(sid) },
             Ok(false) => return sid,
             // A store that cannot be asked reports itself at read; an id of
@@ -195,7 +186,7 @@ unsafe extern "C" fn ps_create_sid(mod_data: ModData) -> *mut zend_string {
 
 unsafe extern "C" fn ps_validate_sid(mod_data: ModData, key: *mut zend_string) -> c_int {
     let id = unsafe { bytes(key) }.to_vec();
-    match unsafe { with_any_engine(mod_data, |e| e.validate_id(&id)) } {
+    match unsafe { with_any_engine(mod_data, |e| e.validate_id(&id)) }.reported() {
         Ok(true) => SUCCESS,
         Ok(false) => FAILURE,
         Err(e) => {
@@ -203,4 +194,39 @@ unsafe extern "C" fn ps_validate_sid(mod_data: ModData, key: *mut zend_string) -
             FAILURE
         }
     }
+}
+
+/// PHP's own `session_regenerate_id()`, which [`regenerate_id`] wraps.
+static REGENERATE_ID: std::sync::OnceLock<ext_php_rs::ffi::zif_handler> = std::sync::OnceLock::new();
+
+/// Wraps `session_regenerate_id()` so the engine knows when a new session
+/// continues the one just closed (and inherits its user, timeout and
+/// creation time, or its death). The same callbacks in the same order come
+/// from `session_destroy(); session_start();`, which must inherit nothing:
+/// only this wrapper tells them apart.
+///
+/// # Safety
+/// At MINIT, single-threaded, after ext/session registered its functions.
+pub(super) unsafe fn hook_session_regenerate_id() {
+    use ext_php_rs::ffi::{compiler_globals, zend_function, zend_hash_str_find};
+    let name = "session_regenerate_id";
+    let table = unsafe { compiler_globals.function_table };
+    let zv = unsafe { zend_hash_str_find(table, name.as_ptr().cast(), name.len()) };
+    let Some(func) = (unsafe { zv.as_ref() }).and_then(|z| unsafe { z.value.ptr.cast::<zend_function>().as_mut() }) else {
+        return;
+    };
+    if REGENERATE_ID.set(unsafe { func.internal_function.handler }).is_ok() {
+        func.internal_function.handler = Some(regenerate_id);
+    }
+}
+
+/// Holds no Rust value across the call into PHP, which may bail out
+/// (longjmp) past this frame: then the flag stays set until the request
+/// ends, which clears it.
+unsafe extern "C" fn regenerate_id(execute_data: *mut ext_php_rs::ffi::zend_execute_data, return_value: *mut ext_php_rs::ffi::zval) {
+    let _ = std::panic::catch_unwind(|| engine::set_regenerating(true));
+    if let Some(Some(original)) = REGENERATE_ID.get() {
+        unsafe { original(execute_data, return_value) };
+    }
+    let _ = std::panic::catch_unwind(|| engine::set_regenerating(false));
 }

@@ -41,7 +41,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use md5::{Digest, Md5};
 
-use super::{Backoff, Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Result, Save, SessionId, Store, now_secs};
+use super::{
+    Backoff, Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Registry, Result, Save, SessionId, Store,
+    UserChange, now_secs,
+};
 use crate::error::StoreError;
 use crate::meta::envelope;
 
@@ -303,35 +306,16 @@ impl Store for FilesStore {
     }
 
     fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
-        if let Some((token, _)) = put.lock {
+        if let Some(token) = put.lock.token() {
             if self.held.get(id).map(|(t, _)| *t) != Some(token) {
                 return Err(StoreError::LockLost);
             }
         }
-        let mut generation = put.meta.generation;
-        let result = match put.what {
-            Save::Write(data) => {
-                let mut meta = put.meta.clone();
-                if !put.existed {
-                    generation = self.current_generation()?;
-                    meta.generation = generation;
-                }
-                self.write_record(id, &meta, data, put.existed)
-            }
-            Save::Touch => self.touch_record(id),
-        };
-        if let (Ok(()), Some(previous)) = (&result, put.user_changed) {
-            if let Some(old) = previous {
-                self.index_remove(old, id);
-            }
-            if let Some(new) = &put.meta.user {
-                self.index_add(new, id)?;
-            }
-        }
-        if let Some((_, true)) = put.lock {
+        let result = self.place(id, put);
+        if put.lock.releases() {
             self.release(id);
         }
-        result.map(|()| generation)
+        result
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
@@ -342,8 +326,11 @@ impl Store for FilesStore {
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
-        let user = self.read_meta(&self.data_path(id)).ok().flatten().and_then(|m| m.user);
-        self.remove_session(id, user.as_deref())
+        let generation = self.current_generation()?;
+        let meta = self.read_meta(&self.data_path(id)).ok().flatten();
+        let live = meta.as_ref().is_none_or(|m| m.generation >= generation);
+        let removed = self.remove_session(id, meta.and_then(|m| m.user).as_deref())?;
+        Ok(removed && live)
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool> {
@@ -410,6 +397,9 @@ impl Store for FilesStore {
         Ok(Some(serde_json::from_slice(&text).unwrap_or_else(|_| Holder::unknown())))
     }
 
+}
+
+impl Registry for FilesStore {
     fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
         let dir = self.user_dir(user);
         let entries = match fs::read_dir(&dir) {
@@ -455,6 +445,37 @@ impl Store for FilesStore {
 }
 
 impl FilesStore {
+    /// The part of a save that touches the files (the lock checked).
+    fn place(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
+        let generation = self.current_generation()?;
+        if put.existed && put.meta.generation < generation {
+            // Ended by a kill_all since it was read.
+            return Err(StoreError::Killed);
+        }
+        match put.what {
+            Save::Write(data) => {
+                let mut meta = put.meta.clone();
+                if !put.existed {
+                    meta.generation = generation;
+                }
+                self.write_record(id, &meta, data, put.existed)?;
+                if let UserChange::From(previous) = put.user {
+                    if let Some(old) = previous {
+                        self.index_remove(old, id);
+                    }
+                    if let Some(new) = &put.meta.user {
+                        self.index_add(new, id)?;
+                    }
+                }
+                Ok(meta.generation)
+            }
+            Save::Touch => {
+                self.touch_record(id)?;
+                Ok(put.meta.generation)
+            }
+        }
+    }
+
     /// Drops index entries whose session is gone, and empty user directories.
     fn prune_index(&self) {
         let Ok(users) = fs::read_dir(self.dir.join(USERS_DIR)) else { return };
@@ -608,11 +629,12 @@ fn remove_if_exists(path: &Path) -> io::Result<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::LockUse;
     use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req, write};
 
     fn release_write(s: &mut FilesStore, sid: &SessionId, d: &[u8], token: LockToken, existed: bool) -> Result<u64> {
         let m = meta();
-        s.save(sid, &Put { existed, ..put(Save::Write(d), &m, TTL, Some((token, true))) })
+        s.save(sid, &Put { existed, ..put(Save::Write(d), &m, TTL, LockUse::Release(token)) })
     }
 
     #[test]
@@ -726,7 +748,7 @@ mod tests {
         write(&mut s, &old, b"1");
         write(&mut s, &new, b"2");
         let m = Meta { timeout: 0, timeout_set: true, ..meta() };
-        s.save(&never, &put(Save::Write(b"3"), &m, TTL, None)).unwrap();
+        s.save(&never, &put(Save::Write(b"3"), &m, TTL, LockUse::Unlocked)).unwrap();
         let past = SystemTime::now() - Duration::from_secs(100);
         let Locked::Acquired { token, .. } = s.lock_and_read(&old, &req(0, 10_000)).unwrap() else { panic!() };
         s.unlock(&old, token).unwrap();

@@ -8,10 +8,13 @@
 //! just after a tick is renewed at the next one, well within its lease.
 
 use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
+
+use crate::stats::{STATS, bump};
 
 struct State {
     /// lock key → (what the store needs to renew it, lease)
@@ -30,44 +33,118 @@ pub struct LeaseKeeper {
     state: Arc<(Mutex<State>, Condvar)>,
 }
 
+/// The renewal interval for leases of `ttl`: a third, so two renewals can
+/// fail before the lock runs out.
+fn tick_for(ttl: Duration) -> Duration {
+    (ttl / 3).max(Duration::from_millis(10))
+}
+
+/// How long the thread sleeps when nothing is held.
+const IDLE_TICK: Duration = Duration::from_secs(3600);
+
 impl LeaseKeeper {
-    /// Starts the thread. `renew(key, context, lease)` extends one lock; it
-    /// runs on the thread and keeps its own connections.
-    pub fn start(mut renew: impl FnMut(&str, &str, Duration) + Send + 'static) -> LeaseKeeper {
-        let state = Arc::new((
-            Mutex::new(State { held: HashMap::new(), tick: Duration::from_secs(3600) }),
-            Condvar::new(),
-        ));
+    /// Starts the thread. `renew(key, context, lease)` extends one lock and
+    /// says whether it did; it runs on the thread and keeps its own
+    /// connections. A renewal that fails (or panics) is counted in
+    /// `stats()['lease_renewal_failures']`; the thread goes on. Fails when
+    /// the thread cannot be started: then nothing would renew the lock.
+    pub fn start(mut renew: impl FnMut(&str, &str, Duration) -> bool + Send + 'static) -> std::io::Result<LeaseKeeper> {
+        let state = Arc::new((Mutex::new(State { held: HashMap::new(), tick: IDLE_TICK }), Condvar::new()));
         let shared = state.clone();
-        let _ = std::thread::Builder::new().name("rsession-lease".into()).spawn(move || {
+        std::thread::Builder::new().name("rsession-lease".into()).spawn(move || {
             let (lock, wake) = &*shared;
             loop {
                 let due: Vec<(String, String, Duration)> = {
                     let mut st = lock.lock();
                     let tick = st.tick;
                     wake.wait_for(&mut st, tick);
+                    // The shortest lease held now sets the next tick, so it
+                    // grows back once short leases are gone.
+                    st.tick = st.held.values().map(|(_, ttl)| tick_for(*ttl)).min().unwrap_or(IDLE_TICK);
                     st.held.iter().map(|(k, (c, ttl))| (k.clone(), c.clone(), *ttl)).collect()
                 };
                 for (key, context, ttl) in due {
-                    renew(&key, &context, ttl);
+                    let renewed = catch_unwind(AssertUnwindSafe(|| renew(&key, &context, ttl))).unwrap_or(false);
+                    if !renewed {
+                        bump(&STATS.lease_renewal_failures, 1);
+                    }
                 }
             }
-        });
-        LeaseKeeper { state }
+        })?;
+        Ok(LeaseKeeper { state })
+    }
+
+    /// The keeper in `slot`, started on first use. When its thread cannot
+    /// start, locks are still taken (their lease still frees them), but a
+    /// request running longer than the lease may lose its lock: the caller
+    /// gets that as a warning, every time it takes one.
+    pub fn get_or_start<'a, R>(
+        slot: &'a mut Option<LeaseKeeper>,
+        warnings: &mut Vec<String>,
+        store: &str,
+        renew: impl FnOnce() -> R,
+    ) -> Option<&'a LeaseKeeper>
+    where
+        R: FnMut(&str, &str, Duration) -> bool + Send + 'static,
+    {
+        if slot.is_none() {
+            match LeaseKeeper::start(renew()) {
+                Ok(k) => *slot = Some(k),
+                Err(e) => {
+                    warnings.push(format!(
+                        "{store} store: cannot start the thread that renews lock leases ({e}): a request running longer than rsession.lock_ttl_ms loses its lock, and then its write"
+                    ));
+                    return None;
+                }
+            }
+        }
+        slot.as_ref()
     }
 
     /// Keeps `key` alive with a lease of `ttl` until [`LeaseKeeper::drop_key`].
     pub fn hold(&self, key: String, context: String, ttl: Duration) {
         let (lock, wake) = &*self.state;
         let mut st = lock.lock();
-        if ttl / 3 < st.tick {
-            st.tick = ttl / 3;
-            wake.notify_one(); // rare: a shorter lease than any before
+        if tick_for(ttl) < st.tick {
+            st.tick = tick_for(ttl);
+            wake.notify_one(); // only when a lease is shorter than the tick
         }
         st.held.insert(key, (context, ttl));
     }
 
     pub fn drop_key(&self, key: &str) {
         self.state.0.lock().held.remove(key);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn renews_each_tick_survives_a_panicking_renewer_and_counts_failures() {
+        let calls = Arc::new(AtomicU32::new(0));
+        let seen = calls.clone();
+        let keeper = LeaseKeeper::start(move |key, _, _| {
+            let n = seen.fetch_add(1, Ordering::SeqCst);
+            if key == "boom" && n % 2 == 0 {
+                panic!("renewer broke");
+            }
+            key != "fail"
+        })
+        .unwrap();
+        let failures = STATS.lease_renewal_failures.load(Ordering::Relaxed);
+        keeper.hold("boom".into(), String::new(), Duration::from_millis(90));
+        keeper.hold("fail".into(), String::new(), Duration::from_millis(90));
+        std::thread::sleep(Duration::from_millis(400));
+        let n = calls.load(Ordering::SeqCst);
+        assert!(n >= 6, "only {n} renewals in 400 ms at a 30 ms tick");
+        assert!(STATS.lease_renewal_failures.load(Ordering::Relaxed) >= failures + 3, "failures are counted");
+        // The tick grows back once the short leases are gone.
+        keeper.drop_key("boom");
+        keeper.drop_key("fail");
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(keeper.state.0.lock().tick, IDLE_TICK);
     }
 }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use parking_lot::Mutex;
 
-use super::{Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Result, Save, SessionId, Store, now_secs};
+use super::{Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Registry, Result, Save, SessionId, Store, now_secs};
 use crate::error::StoreError;
 
 #[derive(Default)]
@@ -80,7 +80,7 @@ impl Store for MemoryStore {
 
     fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
         let mut st = self.state.lock();
-        if let Some((token, _)) = put.lock {
+        if let Some(token) = put.lock.token() {
             if st.locks.get(id).map(|(t, _)| *t) != Some(token) {
                 return Err(StoreError::LockLost);
             }
@@ -116,7 +116,7 @@ impl Store for MemoryStore {
                 }
             }
         }
-        if let Some((_, true)) = put.lock {
+        if put.lock.releases() {
             st.locks.remove(id);
         }
         result?;
@@ -132,7 +132,8 @@ impl Store for MemoryStore {
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
-        Ok(self.state.lock().remove(id))
+        let mut st = self.state.lock();
+        Ok(st.live(id).is_some() && st.remove(id))
     }
 
     fn exists(&mut self, id: &SessionId) -> Result<bool> {
@@ -154,6 +155,9 @@ impl Store for MemoryStore {
         Ok(self.state.lock().locks.get(id).map(|(_, h)| h.clone()))
     }
 
+}
+
+impl Registry for MemoryStore {
     fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
         let mut st = self.state.lock();
         let ids: Vec<SessionId> = st.users.get(user).map(|s| s.iter().cloned().collect()).unwrap_or_default();
@@ -188,7 +192,7 @@ mod tests {
         let mut s = MemoryStore::default();
         let m = crate::store::Meta { user: Some("u".into()), ..super::super::testing::meta() };
         let id = super::super::testing::id("a");
-        s.save(&id, &super::super::testing::put(Save::Write(b"x"), &m, super::super::testing::TTL, None)).unwrap();
+        s.save(&id, &super::super::testing::put(Save::Write(b"x"), &m, super::super::testing::TTL, crate::store::LockUse::Unlocked)).unwrap();
         assert_eq!(s.read(&id).unwrap().unwrap().meta.user.as_deref(), Some("u"));
     }
 }

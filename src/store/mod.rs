@@ -166,6 +166,40 @@ pub enum Save<'a> {
     Touch,
 }
 
+/// What a save does with the session's lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LockUse {
+    /// No lock is held (rsession.locking=0, a write without a read).
+    Unlocked,
+    /// Only while this lock is still ours; keep holding it.
+    Keep(LockToken),
+    /// Only while this lock is still ours; free it in the same step.
+    Release(LockToken),
+}
+
+impl LockUse {
+    pub fn token(self) -> Option<LockToken> {
+        match self {
+            LockUse::Unlocked => None,
+            LockUse::Keep(t) | LockUse::Release(t) => Some(t),
+        }
+    }
+
+    pub fn releases(self) -> bool {
+        matches!(self, LockUse::Release(_))
+    }
+}
+
+/// Whether a save moves the session between users' indexes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserChange<'a> {
+    /// The user is as stored.
+    Unchanged,
+    /// The user changed from this one (None: the session had none) to
+    /// `Put::meta.user`.
+    From(Option<&'a str>),
+}
+
 /// One save: what, for how long, under which lock, over what.
 #[derive(Debug, Clone, Copy)]
 pub struct Put<'a> {
@@ -174,15 +208,12 @@ pub struct Put<'a> {
     /// Storage expiry from now; zero = never (the safety net behind the
     /// engine's own idle check).
     pub ttl: Duration,
-    /// With a token, only while that lock is still ours; `true` then also
-    /// frees it.
-    pub lock: Option<(LockToken, bool)>,
+    pub lock: LockUse,
     /// The session existed when read: the write must land on that same
-    /// session (same incarnation), never recreate one killed meanwhile.
+    /// session (same incarnation, not ended by a kill_all since), never
+    /// recreate one killed meanwhile.
     pub existed: bool,
-    /// The user changed since the session was read (Some(previous user)):
-    /// the per-user index must follow.
-    pub user_changed: Option<Option<&'a str>>,
+    pub user: UserChange<'a>,
 }
 
 /// One entry of a user's sessions.
@@ -192,12 +223,30 @@ pub struct Listed {
     pub meta: Meta,
 }
 
-pub trait Store: Send {
+/// The session registry: the per-user index and the kill switches.
+pub trait Registry {
+    /// The sessions the per-user index lists for `user`, dropping entries
+    /// whose session is gone. Cost grows with that user's sessions only.
+    fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>>;
+
+    /// Destroys every session of `user` but `keep`; returns how many.
+    fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64>;
+
+    /// Ends every session under this prefix at once, whatever their number:
+    /// sessions older than the new generation read as missing from now on,
+    /// and a write over one of them is refused as [`StoreError::Killed`].
+    /// Returns how many were ended, or -1 when the store cannot count them
+    /// cheaply.
+    fn kill_all(&mut self) -> Result<i64>;
+}
+
+pub trait Store: Registry + Send {
     /// "files", "redis", "memcached".
     fn name(&self) -> &'static str;
 
     /// Takes the session's lock, waiting at most `req.wait`, and reads the
     /// session under it. A session killed by `kill_all` reads as missing.
+    /// On an error the lock is not held (a store that took it frees it).
     fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest) -> Result<Locked>;
 
     /// Reads without the lock.
@@ -206,9 +255,9 @@ pub trait Store: Send {
     /// Stores data and metadata (or records an access). Fails with
     /// [`StoreError::LockLost`] when the lock is no longer ours and with
     /// [`StoreError::Killed`] when the session it read is gone; nothing
-    /// changes then (the lock is still freed if asked). Returns the
-    /// session's generation, stamped by the store when it creates one, for
-    /// the caller to keep in the metadata it writes next.
+    /// changes then (a [`LockUse::Release`] still frees the lock). Returns
+    /// the session's generation, stamped by the store when it creates one,
+    /// for the caller to keep in the metadata it writes next.
     fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64>;
 
     /// Frees the lock if `token` still holds it; a lock already lost is not an
@@ -217,7 +266,7 @@ pub trait Store: Send {
 
     /// Removes the session (data, metadata, index entry) without waiting for
     /// or touching its lock: a holder's later write is refused. Returns
-    /// whether it existed.
+    /// whether a live session existed (one ended by kill_all did not).
     fn destroy(&mut self, id: &SessionId) -> Result<bool>;
 
     /// Whether the session exists (strict mode, id collisions). Stores
@@ -227,24 +276,12 @@ pub trait Store: Send {
     }
 
     /// Removes sessions idle longer than their timeout (`default_timeout`
-    /// for those without their own); returns how many.
+    /// for those without their own); returns how many. A session whose
+    /// lock is held is in use and stays.
     fn gc(&mut self, default_timeout: u32) -> Result<u64>;
 
     /// Who holds the lock now, if anyone.
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>>;
-
-    /// The sessions the per-user index lists for `user`, dropping entries
-    /// whose session is gone. Cost grows with that user's sessions only.
-    fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>>;
-
-    /// Destroys every session of `user` but `keep`; returns how many.
-    fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64>;
-
-    /// Ends every session under this prefix at once, whatever their number:
-    /// sessions older than the new generation read as missing from now on.
-    /// Returns how many were ended, or -1 when the store cannot count them
-    /// cheaply.
-    fn kill_all(&mut self) -> Result<i64>;
 
     /// Problems the store worked around (a pool server skipped), to be
     /// raised as warnings.
@@ -313,20 +350,20 @@ pub(crate) mod testing {
         Meta::new(now_secs(), None, TTL.as_secs() as u32)
     }
 
-    /// A plain save: no lock, as a new session, the user unchanged.
-    pub fn put<'a>(what: Save<'a>, meta: &'a Meta, ttl: Duration, lock: Option<(LockToken, bool)>) -> Put<'a> {
-        Put { what, meta, ttl, lock, existed: false, user_changed: None }
+    /// A save as a new session, the user unchanged.
+    pub fn put<'a>(what: Save<'a>, meta: &'a Meta, ttl: Duration, lock: LockUse) -> Put<'a> {
+        Put { what, meta, ttl, lock, existed: false, user: UserChange::Unchanged }
     }
 
     /// Writes `data` without a lock.
     pub fn write(s: &mut dyn Store, id: &SessionId, data: &[u8]) {
-        s.save(id, &put(Save::Write(data), &meta(), TTL, None)).unwrap();
+        s.save(id, &put(Save::Write(data), &meta(), TTL, LockUse::Unlocked)).unwrap();
     }
 
     /// Writes `data` for `user` as a new session.
     pub fn write_for(s: &mut dyn Store, id: &SessionId, user: &str, data: &[u8]) {
         let m = Meta { user: Some(user.into()), ..meta() };
-        s.save(id, &Put { user_changed: Some(None), ..put(Save::Write(data), &m, TTL, None) }).unwrap();
+        s.save(id, &Put { user: UserChange::From(None), ..put(Save::Write(data), &m, TTL, LockUse::Unlocked) }).unwrap();
     }
 
     pub fn data(r: Option<Record>) -> Option<Vec<u8>> {
@@ -370,7 +407,7 @@ pub(crate) mod testing {
         // A user change moves the session between indexes.
         let Some(rec) = a.read(&id("s3")).unwrap() else { panic!() };
         let m = Meta { user: Some("carol".into()), ..rec.meta };
-        let p = Put { existed: true, user_changed: Some(Some("alice")), ..put(Save::Write(b"d3"), &m, TTL, None) };
+        let p = Put { existed: true, user: UserChange::From(Some("alice")), ..put(Save::Write(b"d3"), &m, TTL, LockUse::Unlocked) };
         a.save(&id("s3"), &p).unwrap();
         assert!(b.user_sessions("alice").unwrap().is_empty());
         assert_eq!(ids(b.user_sessions("carol").unwrap()), ["s3"]);
@@ -381,7 +418,7 @@ pub(crate) mod testing {
             panic!("s4 should exist and be free")
         };
         assert!(b.destroy(&id("s4")).unwrap());
-        let p = Put { existed: true, ..put(Save::Write(b"zombie"), &rec.meta, TTL, Some((token, true))) };
+        let p = Put { existed: true, ..put(Save::Write(b"zombie"), &rec.meta, TTL, LockUse::Release(token)) };
         assert!(matches!(a.save(&id("s4"), &p), Err(StoreError::Killed)), "the write must be refused");
         assert_eq!(read_data(b.as_mut(), &id("s4")), None);
         assert!(b.lock_holder(&id("s4")).unwrap().is_none());
@@ -390,14 +427,14 @@ pub(crate) mod testing {
         write(a.as_mut(), &id("s5"), b"x");
         let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&id("s5"), &req(0, 5000)).unwrap() else { panic!() };
         b.destroy(&id("s5")).unwrap();
-        let p = Put { existed: true, ..put(Save::Touch, &rec.meta, TTL, Some((token, true))) };
+        let p = Put { existed: true, ..put(Save::Touch, &rec.meta, TTL, LockUse::Release(token)) };
         assert!(matches!(a.save(&id("s5"), &p), Err(StoreError::Killed)));
         assert_eq!(read_data(b.as_mut(), &id("s5")), None);
 
         // A touch records the access.
         let old = Meta { last_access: now_secs() - 50, ..meta() };
-        a.save(&id("s6"), &put(Save::Write(b"t"), &old, TTL, None)).unwrap();
-        let p = Put { existed: true, ..put(Save::Touch, &old, TTL, None) };
+        a.save(&id("s6"), &put(Save::Write(b"t"), &old, TTL, LockUse::Unlocked)).unwrap();
+        let p = Put { existed: true, ..put(Save::Touch, &old, TTL, LockUse::Unlocked) };
         a.save(&id("s6"), &p).unwrap();
         let seen = b.read(&id("s6")).unwrap().unwrap().meta.last_access;
         assert!(seen + 5 >= now_secs(), "last access {seen} not moved by the touch");
@@ -414,6 +451,21 @@ pub(crate) mod testing {
         write_for(b.as_mut(), &id("s8"), "dave", b"8");
         assert_eq!(read_data(a.as_mut(), &id("s8")).as_deref(), Some(&b"8"[..]));
         assert_eq!(ids(a.user_sessions("dave").unwrap()), ["s8"]);
+
+        // kill_all while a request holds a session: that request's write
+        // (or touch) is refused and brings nothing back, and destroying a
+        // session kill_all ended reports no live session.
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&id("s8"), &req(0, 5000)).unwrap() else { panic!() };
+        b.kill_all().unwrap();
+        let p = Put { existed: true, ..put(Save::Write(b"zombie"), &rec.meta, TTL, LockUse::Keep(token)) };
+        assert!(matches!(a.save(&id("s8"), &p), Err(StoreError::Killed)), "a write over a session kill_all ended");
+        let p = Put { existed: true, ..put(Save::Touch, &rec.meta, TTL, LockUse::Release(token)) };
+        assert!(matches!(a.save(&id("s8"), &p), Err(StoreError::Killed)), "a touch of a session kill_all ended");
+        assert_eq!(read_data(b.as_mut(), &id("s8")), None);
+        assert!(b.lock_holder(&id("s8")).unwrap().is_none());
+        write(a.as_mut(), &id("s9"), b"9");
+        b.kill_all().unwrap();
+        assert!(!a.destroy(&id("s9")).unwrap(), "s9 was already ended by kill_all");
     }
 }
 

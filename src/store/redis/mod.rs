@@ -38,201 +38,24 @@ use std::time::{Duration, Instant};
 use super::lease::{self, LeaseKeeper};
 use super::resp::{self, Connection, Reply, Script};
 use super::{
-    Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
-    now_secs,
+    Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Registry, Result, Save, SessionId, Store, holder_of,
+    lock_value, now_secs,
 };
 use crate::config::{RedisAddr, RedisConfig};
 use crate::error::StoreError;
 
 const NAME: &str = "redis";
 
-/// Loads a session hash (KEYS[2]) unless a kill_all made it stale (then it
-/// is deleted with its index entry). ARGV[3]: user index prefix, ARGV[4]: id.
-macro_rules! load_lua {
-    () => {
-        r#"
-local function load()
-  local r = redis.call('HMGET', KEYS[2], 'd', 'm', 'a', 'i', 'g', 'u')
-  if not r[2] then return false end
-  if tonumber(r[5] or '0') < tonumber(redis.call('GET', KEYS[4]) or '0') then
-    redis.call('DEL', KEYS[2])
-    if r[6] then redis.call('SREM', ARGV[3] .. r[6], ARGV[4]) end
-    return false
-  end
-  return {r[1], r[2], r[3], r[4]}
-end
-"#
-    };
-}
-
-/// Takes the lock if free (or already ours: a retried call whose reply was
-/// lost) and reads the session. KEYS: lock, session, wake, generation.
-/// Returns {1, data, meta, last access, incarnation} ({1} when there is no
-/// session) or {0, lock value, pttl}.
-const ACQUIRE: &str = concat!(
-    load_lua!(),
-    r#"
-local cur = redis.call('GET', KEYS[1])
-if (not cur) or cur == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  local r = load()
-  if not r then return {1} end
-  return {1, r[1], r[2], r[3], r[4]}
-end
-return {0, cur, redis.call('PTTL', KEYS[1])}
-"#
-);
-
-/// Reads the session without the lock. KEYS and ARGV as ACQUIRE's.
-const READ: &str = concat!(load_lua!(), "\nreturn load() or {}\n");
-
-/// Frees the lock (KEYS[1]) and leaves one wake-up on the wake list
-/// (KEYS[3]) for the next waiter. Shared by SAVE and RELEASE.
-macro_rules! release_lua {
-    () => {
-        r#"
-  redis.call('DEL', KEYS[1], KEYS[3])
-  redis.call('RPUSH', KEYS[3], '1')
-  redis.call('PEXPIRE', KEYS[3], '5000')
-"#
-    };
-}
-
-/// Writes the session (or records an access); with a token only while the
-/// lock is ours, with a fence only over the incarnation read; then keeps the
-/// user index and optionally releases the lock. KEYS: lock, session, wake,
-/// generation. ARGV: token, w|t, data, meta, ttl ms (0 = never), release,
-/// fence incarnation ('' = new), new incarnation, user, now, user index
-/// prefix, id. Returns 1, 0 (lock lost) or -1 (killed: nothing written).
-const SAVE: &str = concat!(
-    r#"
-local token, mode, ttl, fence = ARGV[1], ARGV[2], tonumber(ARGV[5]), ARGV[7]
-local function release()
-  if token ~= '' and ARGV[6] == '1' then"#,
-    release_lua!(),
-    r#"  end
-end
-if token ~= '' then
-  local cur = redis.call('GET', KEYS[1])
-  if (not cur) or string.sub(cur, 1, 32) ~= token then
-    -- A retry of a write whose reply was lost finds its own work done.
-    if (not cur) and mode == 'w' and redis.call('HGET', KEYS[2], 'd') == ARGV[3] then return 1 end
-    return 0
-  end
-end
-local held = redis.call('HMGET', KEYS[2], 'i', 'u')
-local inc, u = held[1], held[2]
-if (fence ~= '' and inc ~= fence) or (mode == 't' and not inc) then
-  release()
-  return -1
-end
-if mode == 't' then
-  redis.call('HSET', KEYS[2], 'a', ARGV[10])
-else
-  if not inc then
-    redis.call('HSET', KEYS[2], 'i', ARGV[8], 'g', redis.call('GET', KEYS[4]) or '0')
-  end
-  redis.call('HSET', KEYS[2], 'd', ARGV[3], 'm', ARGV[4], 'a', ARGV[10])
-  if ARGV[9] ~= '' then
-    if u ~= ARGV[9] then redis.call('HSET', KEYS[2], 'u', ARGV[9]) end
-  elseif u then
-    redis.call('HDEL', KEYS[2], 'u')
-  end
-  if u and u ~= ARGV[9] then redis.call('SREM', ARGV[11] .. u, ARGV[12]) end
-  u = ARGV[9] ~= '' and ARGV[9] or nil
-end
--- Numbers go to Redis as the strings they came as: Lua would format them.
-if ttl > 0 then redis.call('PEXPIRE', KEYS[2], ARGV[5]) else redis.call('PERSIST', KEYS[2]) end
-if u then
-  -- The index lives as long as the longest-lived of its sessions
-  -- (PTTL: -2 missing, -1 kept forever).
-  local uk = ARGV[11] .. u
-  local left = redis.call('PTTL', uk)
-  redis.call('SADD', uk, ARGV[12])
-  if ttl == 0 then
-    if left >= 0 then redis.call('PERSIST', uk) end
-  elseif left ~= -1 and left < ttl then
-    redis.call('PEXPIRE', uk, ARGV[5])
-  end
-end
-release()
-return 1
-"#
-);
-
-/// Deletes a session and its index entry, leaving its lock alone (a holder's
-/// write is then refused by its fence). KEYS: session, generation. ARGV:
-/// user index prefix, id. Returns 1 if a live session was deleted.
-const DESTROY: &str = r#"
-local r = redis.call('HMGET', KEYS[1], 'u', 'g')
-local n = redis.call('DEL', KEYS[1])
-if r[1] then redis.call('SREM', ARGV[1] .. r[1], ARGV[2]) end
-if n == 1 and tonumber(r[2] or '0') < tonumber(redis.call('GET', KEYS[2]) or '0') then return 0 end
-return n
-"#;
-
-/// A user's sessions: {id, meta, last access, incarnation, ...}; drops index
-/// entries of sessions gone, moved to another user or made stale by
-/// kill_all. KEYS: user index, generation. ARGV: key prefix, user.
-const USER_SESSIONS: &str = r#"
-local gen = tonumber(redis.call('GET', KEYS[2]) or '0')
-local out = {}
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local k = ARGV[1] .. '{' .. id .. '}:s'
-  local r = redis.call('HMGET', k, 'm', 'a', 'i', 'g', 'u')
-  if r[1] and r[5] == ARGV[2] and tonumber(r[4] or '0') >= gen then
-    out[#out + 1] = id
-    out[#out + 1] = r[1]
-    out[#out + 1] = r[2]
-    out[#out + 1] = r[3]
-  else
-    redis.call('SREM', KEYS[1], id)
-    if r[1] and tonumber(r[4] or '0') < gen then redis.call('DEL', k) end
-  end
-end
-return out
-"#;
-
-/// Deletes a user's sessions but ARGV[3]; returns how many were live.
-/// KEYS: user index, generation. ARGV: key prefix, user, kept id ('' none).
-const KILL_USER: &str = r#"
-local gen = tonumber(redis.call('GET', KEYS[2]) or '0')
-local n = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if id ~= ARGV[3] then
-    local k = ARGV[1] .. '{' .. id .. '}:s'
-    local r = redis.call('HMGET', k, 'u', 'g')
-    if r[1] == ARGV[2] then
-      if tonumber(r[2] or '0') >= gen then n = n + 1 end
-      redis.call('DEL', k)
-    end
-    redis.call('SREM', KEYS[1], id)
-  end
-end
-return n
-"#;
-
-/// Releases the lock if it is ours and wakes one waiter. KEYS as ACQUIRE's
-/// (the session and generation unused).
-const RELEASE: &str = concat!(
-    r#"
-local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, 32) == ARGV[1] then"#,
-    release_lua!(),
-    r#"  return 1
-end
-return 0
-"#
-);
-
-/// Extends the lease if the lock is still ours.
-const RENEW: &str = r#"
-local cur = redis.call('GET', KEYS[1])
-if cur and string.sub(cur, 1, 32) == ARGV[1] then
-  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 0
-"#;
+// The scripts live in .lua files beside this one; shared pieces (load(),
+// free_lock()) are prepended to the scripts that call them.
+const ACQUIRE: &str = concat!(include_str!("load.lua"), include_str!("acquire.lua"));
+const READ: &str = concat!(include_str!("load.lua"), include_str!("read.lua"));
+const SAVE: &str = concat!(include_str!("free_lock.lua"), include_str!("save.lua"));
+const RELEASE: &str = concat!(include_str!("free_lock.lua"), include_str!("release.lua"));
+const RENEW: &str = include_str!("renew.lua");
+const DESTROY: &str = include_str!("destroy.lua");
+const USER_SESSIONS: &str = include_str!("user_sessions.lua");
+const KILL_USER: &str = include_str!("kill_user.lua");
 
 /// The scripts, hashed once per process.
 static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
@@ -251,6 +74,8 @@ pub struct RedisStore {
     prefix: String,
     conn: Option<Connection>,
     renewer: Option<LeaseKeeper>,
+    /// Problems worked around, for the PHP layer to raise.
+    warnings: Vec<String>,
     /// See [`lease::renewal_enabled`]; tests also turn it off per store.
     renew_enabled: bool,
 }
@@ -272,6 +97,7 @@ impl RedisStore {
             prefix: config.net.prefix.clone(),
             conn: None,
             renewer: None,
+            warnings: Vec::new(),
             renew_enabled: lease::renewal_enabled(),
         })
     }
@@ -371,7 +197,10 @@ impl RedisStore {
         if !self.renew_enabled {
             return;
         }
-        let keeper = self.renewer.get_or_insert_with(|| LeaseKeeper::start(renewer(self.config.clone())));
+        let config = &self.config;
+        let Some(keeper) = LeaseKeeper::get_or_start(&mut self.renewer, &mut self.warnings, NAME, || renewer(config.clone())) else {
+            return;
+        };
         match lease {
             Some(ttl) => keeper.hold(key.to_string(), token.hex(), ttl),
             None => keeper.drop_key(key),
@@ -380,16 +209,22 @@ impl RedisStore {
 }
 
 /// Renews one lock from the lease thread, on its own connection.
-fn renewer(config: RedisConfig) -> impl FnMut(&str, &str, Duration) + Send {
+/// Whether it reached Redis (a lock no longer ours is not renewed, and
+/// that is no failure).
+fn renewer(config: RedisConfig) -> impl FnMut(&str, &str, Duration) -> bool + Send {
     let mut conn: Option<Connection> = None;
     move |key, token, ttl| {
         if conn.is_none() {
             conn = Connection::open(&config).ok();
         }
-        if let Some(c) = conn.as_mut() {
-            let ttl = millis(ttl).to_string();
-            if let Err(resp::Error::Io(_)) = c.eval(&RENEW_SCRIPT, &[key.as_bytes()], &[token.as_bytes(), ttl.as_bytes()]) {
+        let Some(c) = conn.as_mut() else { return false };
+        let ttl = millis(ttl).to_string();
+        match c.eval(&RENEW_SCRIPT, &[key.as_bytes()], &[token.as_bytes(), ttl.as_bytes()]) {
+            Ok(_) => true,
+            Err(resp::Error::Server(_)) => false,
+            Err(_) => {
                 conn = None; // a fresh connection next tick
+                false
             }
         }
     }
@@ -498,10 +333,8 @@ impl Store for RedisStore {
     /// The generation lives in the hash's `g` field, set by the script when
     /// it creates the session; the metadata's copy is not used.
     fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
-        let (token, release) = match put.lock {
-            Some((t, r)) => (t.hex(), r),
-            None => (String::new(), false),
-        };
+        let release = put.lock.releases();
+        let token = put.lock.token().map(|t| t.hex()).unwrap_or_default();
         let (mode, data): (&[u8], &[u8]) = match put.what {
             Save::Write(d) => (b"w", d),
             Save::Touch => (b"t", b""),
@@ -528,7 +361,7 @@ impl Store for RedisStore {
             id.as_str().as_bytes(),
         ];
         let saved = int_of(&self.on_session("write", &SAVE_SCRIPT, id, &args)?);
-        if let Some((t, _)) = put.lock.filter(|_| release || saved != 1) {
+        if let Some(t) = put.lock.token().filter(|_| release || saved != 1) {
             let lock_key = self.key(id, "l");
             self.keep_alive(&lock_key, &t, None);
         }
@@ -567,6 +400,13 @@ impl Store for RedisStore {
         Ok(bytes_of(&value).map(holder_of))
     }
 
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+}
+
+impl Registry for RedisStore {
     fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
         let keys = [format!("{}{user}", self.user_prefix()), self.generation_key()];
         let prefix = self.prefix.clone();
@@ -613,6 +453,7 @@ mod tests {
     use super::*;
     use crate::config::StoreConfig;
     use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req, write};
+    use crate::store::{LockUse, UserChange};
     use std::path::Path;
 
     fn store(prefix: &str) -> RedisStore {
@@ -634,7 +475,7 @@ mod tests {
         assert_eq!(b.lock_holder(&s).unwrap().unwrap().pid, 7);
         let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000)).unwrap() else { panic!() };
         assert_eq!(h.uri, "/t");
-        a.save(&s, &put(Save::Write(b"x\0y"), &meta(), TTL, Some((token, true)))).unwrap();
+        a.save(&s, &put(Save::Write(b"x\0y"), &meta(), TTL, LockUse::Release(token))).unwrap();
         assert!(b.lock_holder(&s).unwrap().is_none());
         let Locked::Acquired { token, record } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         assert_eq!(data(record).as_deref(), Some(&b"x\0y"[..]));
@@ -656,7 +497,7 @@ mod tests {
         });
         std::thread::sleep(Duration::from_millis(200));
         let released = Instant::now();
-        a.save(&s, &put(Save::Write(b"1"), &meta(), TTL, Some((token, true)))).unwrap();
+        a.save(&s, &put(Save::Write(b"1"), &meta(), TTL, LockUse::Release(token))).unwrap();
         let (got, acquired, _) = waiter.join().unwrap();
         assert!(got);
         // Woken by the release, not by a timeout (the lease is 5 s).
@@ -667,14 +508,14 @@ mod tests {
     fn lost_lock_refuses_write_and_keeps_data() {
         let (mut a, mut b) = (store("lost"), store("lost"));
         let s = id("abc");
-        b.save(&s, &put(Save::Write(b"before"), &meta(), TTL, None)).unwrap();
+        b.save(&s, &put(Save::Write(b"before"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         // A holder that stops renewing: its 200 ms lease runs out.
         a.renew_enabled = false;
         let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 200)).unwrap() else { panic!() };
         std::thread::sleep(Duration::from_millis(400));
         let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        b.save(&s, &put(Save::Write(b"theirs"), &meta(), TTL, Some((t2, false)))).unwrap();
-        assert!(matches!(a.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, Some((token, true)))), Err(StoreError::LockLost)));
+        b.save(&s, &put(Save::Write(b"theirs"), &meta(), TTL, LockUse::Keep(t2))).unwrap();
+        assert!(matches!(a.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
         assert_eq!(read_data(&mut b, &s).as_deref(), Some(&b"theirs"[..]));
         assert!(b.lock_holder(&s).unwrap().is_some(), "the loser must not release the winner's lock");
         b.unlock(&s, t2).unwrap();
@@ -685,11 +526,11 @@ mod tests {
         let mut a = store("retry");
         let s = id("abc");
         let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, Some((token, true)))).unwrap();
+        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Release(token))).unwrap();
         // The same call again, as after a reply lost on a dropped connection.
-        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, Some((token, true)))).unwrap();
+        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Release(token))).unwrap();
         // But different data under a lock that is gone is still refused.
-        assert!(matches!(a.save(&s, &put(Save::Write(b"v2"), &meta(), TTL, Some((token, true)))), Err(StoreError::LockLost)));
+        assert!(matches!(a.save(&s, &put(Save::Write(b"v2"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
         assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"v1"[..]));
     }
 
@@ -700,14 +541,14 @@ mod tests {
         let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 300)).unwrap() else { panic!() };
         std::thread::sleep(Duration::from_millis(900));
         assert!(matches!(b.lock_and_read(&s, &req(0, 300)).unwrap(), Locked::TimedOut { .. }));
-        a.save(&s, &put(Save::Write(b"ok"), &meta(), TTL, Some((token, true)))).unwrap();
+        a.save(&s, &put(Save::Write(b"ok"), &meta(), TTL, LockUse::Release(token))).unwrap();
     }
 
     #[test]
     fn prefixes_are_isolated_and_expiry_is_set() {
         let (mut a, mut b) = (store("iso-a"), store("iso-b"));
         let s = id("abc");
-        a.save(&s, &put(Save::Write(b"a"), &meta(), Duration::from_millis(300), None)).unwrap();
+        a.save(&s, &put(Save::Write(b"a"), &meta(), Duration::from_millis(300), LockUse::Unlocked)).unwrap();
         assert!(!b.exists(&s).unwrap());
         std::thread::sleep(Duration::from_millis(500));
         assert!(!a.exists(&s).unwrap(), "the idle timeout is the key's expiry");
@@ -730,17 +571,17 @@ mod tests {
     fn lazy_write_touch_refreshes_expiry() {
         let mut a = store("touch");
         let s = id("abc");
-        a.save(&s, &put(Save::Write(b"x"), &meta(), Duration::from_millis(400), None)).unwrap();
+        a.save(&s, &put(Save::Write(b"x"), &meta(), Duration::from_millis(400), LockUse::Unlocked)).unwrap();
         std::thread::sleep(Duration::from_millis(250));
-        a.save(&s, &put(Save::Touch, &meta(), Duration::from_millis(400), None)).unwrap();
+        a.save(&s, &put(Save::Touch, &meta(), Duration::from_millis(400), LockUse::Unlocked)).unwrap();
         std::thread::sleep(Duration::from_millis(250));
         assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"x"[..]), "the touch moved the expiry");
         std::thread::sleep(Duration::from_millis(300));
         assert_eq!(read_data(&mut a, &s), None);
         // A touch under the lock releases it too.
-        a.save(&s, &put(Save::Write(b"y"), &meta(), TTL, None)).unwrap();
+        a.save(&s, &put(Save::Write(b"y"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        a.save(&s, &put(Save::Touch, &meta(), TTL, Some((token, true)))).unwrap();
+        a.save(&s, &put(Save::Touch, &meta(), TTL, LockUse::Release(token))).unwrap();
         assert!(a.lock_holder(&s).unwrap().is_none());
     }
 
@@ -777,7 +618,7 @@ mod tests {
     fn reconnects_once_after_the_server_closed_the_connection() {
         let (mut a, mut b) = (store("reconnect"), store("reconnect"));
         let s = id("abc");
-        a.save(&s, &put(Save::Write(b"x"), &meta(), TTL, None)).unwrap();
+        a.save(&s, &put(Save::Write(b"x"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         let Reply::Int(me) = a.conn.as_mut().unwrap().query_one(&[b"CLIENT", b"ID"]).unwrap() else { panic!() };
         let me = me.to_string();
         let killed = b.call("kill", |c| c.query_one(&[b"CLIENT", b"KILL", b"ID", me.as_bytes()])).unwrap();
@@ -799,7 +640,7 @@ mod tests {
         let tcp = std::env::var("RSESSION_TEST_REDIS").unwrap();
         let mut db3_tcp = open(format!("{tcp}/3?prefix={prefix}"));
         let s = id("abc");
-        db3.save(&s, &put(Save::Write(b"in3"), &meta(), TTL, None)).unwrap();
+        db3.save(&s, &put(Save::Write(b"in3"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         assert_eq!(read_data(&mut db0, &s), None);
         assert_eq!(read_data(&mut db3_tcp, &s).as_deref(), Some(&b"in3"[..]));
         assert!(db3.destroy(&s).unwrap());
@@ -813,7 +654,7 @@ mod tests {
         // Bytes that look like protocol, across many reads.
         let big: Vec<u8> = b"$5\r\n*1\r\n-ERR\r\n\0".iter().copied().cycle().take(3 << 20).collect();
         let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        a.save(&s, &put(Save::Write(&big), &meta(), TTL, Some((token, true)))).unwrap();
+        a.save(&s, &put(Save::Write(&big), &meta(), TTL, LockUse::Release(token))).unwrap();
         let Locked::Acquired { token, record } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         assert!(data(record).as_deref() == Some(&big[..]), "3 MB came back changed");
         a.unlock(&s, token).unwrap();
@@ -827,9 +668,9 @@ mod tests {
     fn scripts_are_sent_again_after_the_server_forgot_them() {
         let (mut a, mut b) = (store("noscript"), store("noscript"));
         let s = id("abc");
-        a.save(&s, &put(Save::Write(b"1"), &meta(), TTL, None)).unwrap();
+        a.save(&s, &put(Save::Write(b"1"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         b.call("flush", |c| c.query_one(&[b"SCRIPT", b"FLUSH"])).unwrap();
-        a.save(&s, &put(Save::Write(b"2"), &meta(), TTL, None)).unwrap();
+        a.save(&s, &put(Save::Write(b"2"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"2"[..]));
     }
 
@@ -859,12 +700,12 @@ mod tests {
         let ttl = |a: &mut RedisStore, k: &str| -> i64 { int_of(&a.call("pttl", |c| c.query_one(&[b"PTTL", k.as_bytes()])).unwrap()) };
         let ukey = format!("{}u:ivy", a.prefix);
         let m = Meta { user: Some("ivy".into()), ..meta() };
-        let p = Put { user_changed: Some(None), ..put(Save::Write(b"1"), &m, Duration::from_secs(50), None) };
+        let p = Put { user: UserChange::From(None), ..put(Save::Write(b"1"), &m, Duration::from_secs(50), LockUse::Unlocked) };
         a.save(&id("i1"), &p).unwrap();
         let t = ttl(&mut a, &ukey);
         assert!(t > 40_000 && t <= 50_000, "{t}");
         let forever = Meta { timeout: 0, timeout_set: true, ..m.clone() };
-        a.save(&id("i2"), &Put { user_changed: Some(None), ..put(Save::Write(b"2"), &forever, Duration::ZERO, None) }).unwrap();
+        a.save(&id("i2"), &Put { user: UserChange::From(None), ..put(Save::Write(b"2"), &forever, Duration::ZERO, LockUse::Unlocked) }).unwrap();
         assert_eq!(ttl(&mut a, &ukey), -1, "a session that never times out keeps its index");
         let k2 = a.key(&id("i2"), "s");
         assert_eq!(ttl(&mut a, &k2), -1);

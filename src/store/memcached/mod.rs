@@ -39,22 +39,25 @@
 //! next server on the ring; requests never hang on it.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::fd::AsRawFd;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
 
+use self::proto::{Reply, read_reply};
 use super::lease::{self, LeaseKeeper};
 use super::spin::Spinner;
 use super::{
-    Backoff, Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Result, Save, SessionId, Store, holder_of, lock_value,
-    now_secs,
+    Backoff, Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Registry, Result, Save, SessionId, Store, UserChange,
+    holder_of, lock_value, now_secs,
 };
 use crate::config::MemcachedConfig;
 use crate::error::StoreError;
 use crate::meta::envelope;
+
+pub mod proto;
 
 const NAME: &str = "memcached";
 /// How long a server that failed is left out of the ring.
@@ -149,45 +152,6 @@ pub struct MemcachedStore {
 /// How many times an index update is retried when another writer got in
 /// between (compare-and-swap).
 const INDEX_RETRIES: usize = 8;
-
-/// A reply line split into its code and flags (`VA 3 c5 t10` → "VA", ["3","c5","t10"]).
-struct Reply {
-    code: String,
-    args: Vec<String>,
-    value: Option<Vec<u8>>,
-}
-
-impl Reply {
-    fn flag(&self, f: char) -> Option<u64> {
-        self.args.iter().find_map(|a| a.strip_prefix(f).and_then(|v| v.parse().ok()))
-    }
-}
-
-fn read_reply(r: &mut BufReader<TcpStream>) -> std::io::Result<Reply> {
-    let mut line = String::new();
-    if r.read_line(&mut line)? == 0 {
-        return Err(std::io::Error::new(std::io::ErrorKind::UnexpectedEof, "connection closed"));
-    }
-    let mut parts = line.trim_end().split(' ').map(str::to_string);
-    let code = parts.next().unwrap_or_default();
-    let mut args: Vec<String> = parts.collect();
-    let mut value = None;
-    if code == "VA" {
-        let len: usize = args
-            .first()
-            .and_then(|l| l.parse().ok())
-            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad VA line"))?;
-        let mut buf = vec![0u8; len + 2];
-        r.read_exact(&mut buf)?;
-        buf.truncate(len);
-        value = Some(buf);
-        args.remove(0);
-    }
-    if code.starts_with("SERVER_ERROR") || code == "CLIENT_ERROR" || code == "ERROR" {
-        return Err(std::io::Error::other(line.trim_end().to_string()));
-    }
-    Ok(Reply { code, args, value })
-}
 
 /// A TTL as memcached takes it; zero means never expire.
 fn ttl_arg(ttl: Duration) -> u64 {
@@ -301,27 +265,42 @@ impl MemcachedStore {
             };
             let mut conn = conn;
             let spinner = &mut self.servers[s].spinner;
-            let result = conn.get_mut().write_all(request).and_then(|_| {
+            let max_value = self.max_item_size;
+            let sent = conn.get_mut().write_all(request).map_err(proto::Error::Io);
+            let result = sent.and_then(|()| {
                 if conn.buffer().is_empty() {
                     spinner.wait_readable(conn.get_ref().as_raw_fd());
                 }
+                // Every reply is read, even after a server error, so the
+                // connection stays in step for the next exchange; any
+                // other error leaves it out of step, and it is dropped.
                 let mut out = Vec::with_capacity(replies);
+                let mut refused = None;
                 for _ in 0..replies {
-                    out.push(read_reply(&mut conn)?);
+                    match read_reply(&mut conn, max_value) {
+                        Ok(r) => out.push(r),
+                        Err(e) if e.in_step() => refused = refused.or(Some(e)),
+                        Err(e) => return Err(e),
+                    }
                 }
-                Ok(out)
+                Ok((out, refused))
             });
             match result {
-                Ok(out) => {
+                Ok((out, None)) => {
                     self.servers[s].conn = Some(conn);
                     return Ok(out);
                 }
-                Err(e) if e.kind() == std::io::ErrorKind::Other => {
-                    // The server answered with an error: the connection is fine.
+                Ok((_, Some(e))) => {
+                    // The server refused a command: the connection is fine.
                     self.servers[s].conn = Some(conn);
                     return Err(err(format!("{}: {e}", self.servers[s].name)));
                 }
-                Err(e) => last = e.to_string(), // dropped: retry on a new connection
+                Err(proto::Error::Io(e)) => last = e.to_string(), // dropped: retry on a new connection
+                Err(e) => {
+                    // Out of step: dropped, and not sent again (the server
+                    // may have run part of it).
+                    return Err(err(format!("{}: {e}", self.servers[s].name)));
+                }
             }
         }
         let server = &mut self.servers[s];
@@ -375,7 +354,9 @@ impl MemcachedStore {
             return;
         }
         let timeout = self.timeout;
-        let keeper = self.renewer.get_or_insert_with(|| LeaseKeeper::start(toucher(timeout)));
+        let Some(keeper) = LeaseKeeper::get_or_start(&mut self.renewer, &mut self.warnings, NAME, || toucher(timeout)) else {
+            return;
+        };
         match lease {
             Some(ttl) => keeper.hold(key, self.servers[s].name.clone(), ttl),
             None => keeper.drop_key(&key),
@@ -385,7 +366,7 @@ impl MemcachedStore {
 
 /// Touches one lock (touch keeps its CAS) from the lease thread, on its own
 /// connections.
-fn toucher(timeout: Duration) -> impl FnMut(&str, &str, Duration) + Send {
+fn toucher(timeout: Duration) -> impl FnMut(&str, &str, Duration) -> bool + Send {
     let mut conns: HashMap<String, BufReader<TcpStream>> = HashMap::new();
     move |key, server, ttl| {
         let touched = (|| -> std::io::Result<()> {
@@ -398,11 +379,12 @@ fn toucher(timeout: Duration) -> impl FnMut(&str, &str, Duration) + Send {
             }
             let c = conns.get_mut(server).expect("inserted above");
             c.get_mut().write_all(format!("mg {key} T{}\r\n", lease_arg(ttl)).as_bytes())?;
-            read_reply(c).map(|_| ())
+            read_reply(c, 1024).map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()))
         })();
         if touched.is_err() {
             conns.remove(server); // a fresh connection next tick
         }
+        touched.is_ok()
     }
 }
 
@@ -435,7 +417,7 @@ impl MemcachedStore {
         }
         // The item's TTL restarts at every write and touch: what has run
         // of it is the idle time.
-        if let (Some(given), Some(left)) = (item.flag('f').filter(|f| *f > 0), item.args.iter().find_map(|a| a.strip_prefix('t'))) {
+        if let (Some(given), Some(left)) = (item.flag('f').filter(|f| *f > 0), item.flag_text('t')) {
             if let Ok(left) = left.parse::<i64>() {
                 if left >= 0 {
                     // memcached counts whole seconds: never before the last
@@ -619,7 +601,7 @@ impl Store for MemcachedStore {
                 let item = envelope::encode(&meta, data);
                 let limit = self.max_item_size.saturating_sub(ITEM_OVERHEAD);
                 if item.len() > limit {
-                    if let Some((token, true)) = put.lock {
+                    if let super::LockUse::Release(token) = put.lock {
                         let _ = self.unlock(id, token);
                     }
                     return Err(StoreError::TooLarge { size: data.len(), limit });
@@ -628,17 +610,21 @@ impl Store for MemcachedStore {
             }
             Save::Touch => None,
         };
-        let held = match put.lock {
-            Some((token, release)) => match self.held.get(id) {
-                Some(h) if h.token == token => Some((h.lock_cas, h.data_cas, release)),
+        let held = match put.lock.token() {
+            Some(token) => match self.held.get(id) {
+                Some(h) if h.token == token => Some((h.lock_cas, h.data_cas, put.lock.releases())),
                 _ => return Err(StoreError::LockLost),
             },
             None => None,
         };
         let (lock_key, data_key) = (self.key(id, "l"), self.key(id, "d"));
         let ttl = ttl_arg(put.ttl);
+        let generation_key = generation_key(&self.prefix);
         let (server, replies) = self.on_locked(id, |_| {
-            let mut r = match &item {
+            // Over a session that existed: its server's generation too, in
+            // the same round trip, to tell whether a kill_all ended it.
+            let mut r = if put.existed { format!("mg {generation_key} v\r\n").into_bytes() } else { Vec::new() };
+            r.extend_from_slice(&match &item {
                 Some(item) => {
                     // Under a lock: only over the session we read (CAS), or
                     // as a new one if there was none: never over someone
@@ -654,11 +640,11 @@ impl Store for MemcachedStore {
                     r
                 }
                 None => format!("mg {data_key} T{ttl}\r\n").into_bytes(),
-            };
-            let mut n = 1;
+            });
+            let mut n = 1 + usize::from(put.existed);
             if let Some((lock_cas, _, true)) = held {
                 r.extend_from_slice(format!("md {lock_key} C{lock_cas}\r\n").as_bytes());
-                n = 2;
+                n += 1;
             }
             (r, n)
         })?;
@@ -667,7 +653,20 @@ impl Store for MemcachedStore {
             self.held.remove(id);
             self.keep_alive(server, lock_key, None);
         }
-        let stored = &replies[0];
+        let (stored, ended) = match &replies[..] {
+            [current, stored, ..] if put.existed => {
+                let current = number(current);
+                self.generations.insert(server, (current, Instant::now()));
+                (stored, current > put.meta.generation)
+            }
+            [stored, ..] => (stored, false),
+            [] => return Err(err("no reply to a write")),
+        };
+        if ended {
+            // What was written carries the old generation and reads as
+            // missing, as the session it replaced did.
+            return Err(StoreError::Killed);
+        }
         match (&item, stored.code.as_str()) {
             (Some(_), "HD") => {
                 if let Some(h) = self.held.get_mut(id) {
@@ -681,7 +680,7 @@ impl Store for MemcachedStore {
             (None, "EN") => {}
             (_, code) => return Err(err(format!("unexpected reply {code:?} to a write"))),
         }
-        if let Some(previous) = put.user_changed {
+        if let UserChange::From(previous) = put.user {
             if let Some(old) = previous {
                 self.index_update(old, |ids| ids.retain(|i| i != id.as_str()))?;
             }
@@ -728,6 +727,13 @@ impl Store for MemcachedStore {
         Ok(r[0].value.as_deref().map(holder_of))
     }
 
+    fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+}
+
+impl Registry for MemcachedStore {
     fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
         let (mut ids, mut gone) = (Vec::new(), Vec::new());
         for raw in self.index_update(user, |_| {})? {
@@ -789,9 +795,6 @@ impl Store for MemcachedStore {
         Ok(-1)
     }
 
-    fn take_warnings(&mut self) -> Vec<String> {
-        std::mem::take(&mut self.warnings)
-    }
 }
 
 #[cfg(test)]
@@ -799,6 +802,7 @@ mod tests {
     use super::*;
     use crate::config::StoreConfig;
     use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req};
+    use crate::store::LockUse;
     use std::path::Path;
 
     fn store_at(urls: &str, prefix: &str) -> MemcachedStore {
@@ -847,11 +851,11 @@ mod tests {
         let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000)).unwrap() else { panic!() };
         assert!(t.elapsed() >= Duration::from_millis(50));
         assert_eq!(h.uri, "/t");
-        a.save(&s, &put(Save::Write(b"x\0y"), &meta(), TTL, Some((token, true)))).unwrap();
+        a.save(&s, &put(Save::Write(b"x\0y"), &meta(), TTL, LockUse::Release(token))).unwrap();
         assert!(b.lock_holder(&s).unwrap().is_none());
         let Locked::Acquired { token, record } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         assert_eq!(data(record).as_deref(), Some(&b"x\0y"[..]));
-        b.save(&s, &put(Save::Touch, &meta(), TTL, Some((token, true)))).unwrap();
+        b.save(&s, &put(Save::Touch, &meta(), TTL, LockUse::Release(token))).unwrap();
         assert!(b.destroy(&s).unwrap());
         assert!(!b.exists(&s).unwrap());
     }
@@ -860,15 +864,15 @@ mod tests {
     fn a_lost_lock_never_overwrites_the_next_holders_data() {
         let (mut a, mut b) = (store("lost"), store("lost"));
         let s = id("abc");
-        b.save(&s, &put(Save::Write(b"before"), &meta(), TTL, None)).unwrap();
+        b.save(&s, &put(Save::Write(b"before"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         // The lease ran out and another request took over and wrote.
         let lock_key = a.key(&s, "l");
         let srv = a.server_for(&s).unwrap();
         a.exchange(srv, format!("md {lock_key}\r\n").as_bytes(), 1).unwrap();
         let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        b.save(&s, &put(Save::Write(b"theirs"), &meta(), TTL, Some((t2, false)))).unwrap();
-        assert!(matches!(a.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, Some((token, true)))), Err(StoreError::LockLost)));
+        b.save(&s, &put(Save::Write(b"theirs"), &meta(), TTL, LockUse::Keep(t2))).unwrap();
+        assert!(matches!(a.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
         assert_eq!(read_data(&mut b, &s).as_deref(), Some(&b"theirs"[..]));
         assert!(b.lock_holder(&s).unwrap().is_some(), "the loser must not release the winner's lock");
         b.unlock(&s, t2).unwrap();
@@ -890,9 +894,9 @@ mod tests {
     fn oversized_data_is_refused_and_the_old_data_kept() {
         let mut a = store("big");
         let s = id("abc");
-        a.save(&s, &put(Save::Write(b"small"), &meta(), TTL, None)).unwrap();
+        a.save(&s, &put(Save::Write(b"small"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         let big = vec![b'x'; 2 * 1024 * 1024];
-        assert!(matches!(a.save(&s, &put(Save::Write(&big), &meta(), TTL, None)), Err(StoreError::TooLarge { .. })));
+        assert!(matches!(a.save(&s, &put(Save::Write(&big), &meta(), TTL, LockUse::Unlocked)), Err(StoreError::TooLarge { .. })));
         assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"small"[..]));
     }
 
@@ -904,7 +908,7 @@ mod tests {
         let t = Instant::now();
         for i in 0..20 {
             let s = id(&format!("sess{i}"));
-            m.save(&s, &put(Save::Write(b"v"), &meta(), TTL, None)).unwrap();
+            m.save(&s, &put(Save::Write(b"v"), &meta(), TTL, LockUse::Unlocked)).unwrap();
             assert_eq!(read_data(&mut m, &s).as_deref(), Some(&b"v"[..]));
         }
         assert!(t.elapsed() < Duration::from_secs(3));
@@ -917,7 +921,7 @@ mod tests {
     fn long_ids_fit_memcached_keys() {
         let mut a = store("long");
         let s = id(&"a".repeat(256));
-        a.save(&s, &put(Save::Write(b"v"), &meta(), TTL, None)).unwrap();
+        a.save(&s, &put(Save::Write(b"v"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"v"[..]));
         assert!(a.key(&s, "d").len() <= MAX_KEY);
     }
@@ -963,12 +967,12 @@ mod tests {
         m.servers[owner].dead_until = Some(Instant::now() + Duration::from_secs(60));
         let other = m.server_for(&s).unwrap();
         assert_ne!(owner, other);
-        m.save(&s, &put(Save::Write(b"first"), &meta(), TTL, None)).unwrap();
+        m.save(&s, &put(Save::Write(b"first"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         let Locked::Acquired { token, record } = m.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         let record = record.expect("written on the other server");
         // The owner comes back in the middle of the request.
         m.servers[owner].dead_until = None;
-        let mut p = put(Save::Write(b"second"), &record.meta, TTL, Some((token, true)));
+        let mut p = put(Save::Write(b"second"), &record.meta, TTL, LockUse::Release(token));
         p.existed = true;
         m.save(&s, &p).expect("the write goes where the lock is, not to the revived owner");
         let key = m.key(&s, "d");
@@ -983,9 +987,9 @@ mod tests {
     fn an_evicted_generation_is_restored_from_a_newer_session() {
         let mut a = store("genloss");
         let (old, new) = (id("old"), id("new"));
-        a.save(&old, &put(Save::Write(b"old"), &meta(), TTL, None)).unwrap();
+        a.save(&old, &put(Save::Write(b"old"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         a.kill_all().unwrap();
-        a.save(&new, &put(Save::Write(b"new"), &meta(), TTL, None)).unwrap();
+        a.save(&new, &put(Save::Write(b"new"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         // memcached evicts the counter; a fresh worker knows nothing of it.
         let key = generation_key(&a.prefix);
         a.exchange(0, format!("md {key}\r\n").as_bytes(), 1).unwrap();
@@ -999,7 +1003,7 @@ mod tests {
         let mut a = store("access");
         let s = id("abc");
         let old = crate::meta::Meta { last_access: now_secs() - 500, ..meta() };
-        a.save(&s, &put(Save::Write(b"x"), &old, Duration::from_secs(1000), None)).unwrap();
+        a.save(&s, &put(Save::Write(b"x"), &old, Duration::from_secs(1000), LockUse::Unlocked)).unwrap();
         let seen = a.read(&s).unwrap().unwrap().meta.last_access;
         assert!(seen + 3 >= now_secs(), "{seen}");
     }

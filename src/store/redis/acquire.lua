@@ -1,0 +1,13 @@
+-- Takes the lock if free (or already ours: a retried call whose reply was
+-- lost) and reads the session. KEYS: lock, session, wake, generation.
+-- ARGV: lock value, lease ms, user index prefix, id. Returns {1, data, meta,
+-- last access, incarnation} ({1} when there is no session) or {0, lock
+-- value, pttl}.
+local cur = redis.call('GET', KEYS[1])
+if (not cur) or cur == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  local r = load()
+  if not r then return {1} end
+  return {1, r[1], r[2], r[3], r[4]}
+end
+return {0, cur, redis.call('PTTL', KEYS[1])}
