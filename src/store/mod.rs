@@ -14,6 +14,7 @@ pub use crate::meta::Meta;
 
 pub mod files;
 mod lease;
+pub mod net;
 pub mod memcached;
 pub mod memory;
 pub mod redis;
