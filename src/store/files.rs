@@ -73,15 +73,15 @@ fn err(context: impl Into<String>, e: io::Error) -> StoreError {
 }
 
 impl FilesStore {
+    /// Opens the store in `dir`, creating it (0700) if missing. A directory
+    /// that exists must be trusted: owned by this process's user and not
+    /// writable by group or others, or anyone who can write there could
+    /// plant a session file that strict mode would then adopt (the default
+    /// `sys_get_temp_dir()/rsession` is a predictable name in a world-writable
+    /// place).
     pub fn open(dir: &Path) -> Result<FilesStore> {
-        match fs::metadata(dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => {
-                return Err(err(
-                    format!("save path {}", dir.display()),
-                    io::Error::new(io::ErrorKind::NotADirectory, "exists but is not a directory"),
-                ));
-            }
+        match fs::symlink_metadata(dir) {
+            Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => DirBuilder::new()
                 .recursive(true)
                 .mode(0o700)
@@ -89,6 +89,7 @@ impl FilesStore {
                 .map_err(|e| err(format!("cannot create save directory {}", dir.display()), e))?,
             Err(e) => return Err(err(format!("save path {}", dir.display()), e)),
         }
+        check_trusted(dir)?;
         Ok(FilesStore { dir: dir.to_path_buf(), held: HashMap::new(), generation: None })
     }
 
@@ -158,7 +159,7 @@ impl FilesStore {
     /// A session of an older generation is removed and reads as missing.
     fn read_record(&mut self, id: &SessionId) -> Result<Option<Record>> {
         let path = self.data_path(id);
-        let mut f = match File::open(&path) {
+        let mut f = match open_no_follow(&path) {
             Ok(f) => f,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(err(format!("cannot open {}", path.display()), e)),
@@ -178,7 +179,7 @@ impl FilesStore {
 
     /// Reads only the metadata of a session file (gc, listings).
     fn read_meta(&self, path: &Path) -> io::Result<Option<Meta>> {
-        let f = File::open(path)?;
+        let f = open_no_follow(path)?;
         let stat = f.metadata()?;
         let mut head = vec![0u8; HEADER_PROBE];
         let n = f.read_at(&mut head, 0)?;
@@ -246,7 +247,14 @@ impl FilesStore {
             .mode(0o700)
             .create(&dir)
             .and_then(|()| {
-                OpenOptions::new().write(true).create(true).truncate(false).mode(0o600).open(dir.join(id.as_str())).map(drop)
+                OpenOptions::new()
+                    .write(true)
+                    .create(true)
+                    .truncate(false)
+                    .mode(0o600)
+                    .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                    .open(dir.join(id.as_str()))
+                    .map(drop)
             })
             .map_err(|e| err(format!("cannot add to the user index {}", dir.display()), e))
     }
@@ -369,7 +377,10 @@ impl Store for FilesStore {
                     // Unreadable metadata is kept: gc never destroys what it
                     // cannot judge.
                     let Ok(Some(meta)) = self.read_meta(&entry.path()) else { continue };
-                    if (meta.expired(now, default_timeout) || meta.generation < generation)
+                    // A session whose lock is held is in use: its request
+                    // writes it at close, whatever its last access says.
+                    let stale = meta.generation < generation;
+                    if (stale || (meta.expired(now, default_timeout) && !self.is_locked(&id)))
                         && self.remove_session(&id, meta.user.as_deref()).unwrap_or(false)
                     {
                         removed += 1;
@@ -491,6 +502,15 @@ impl FilesStore {
         }
     }
 
+    /// Whether some request (this process or another) holds the lock now.
+    fn is_locked(&self, id: &SessionId) -> bool {
+        if self.held.contains_key(id) {
+            return true;
+        }
+        let Ok(file) = open_no_follow(&self.lock_path(id)) else { return false };
+        matches!(flock(&file, libc::LOCK_SH | libc::LOCK_NB), Err(e) if e.raw_os_error() == Some(libc::EWOULDBLOCK))
+    }
+
     /// Removes an idle lock file. Only a file we can lock ourselves is
     /// removed, and it is unlinked while locked, so nobody holds it then.
     fn remove_stale_lock(&self, id: &str) {
@@ -504,6 +524,45 @@ impl FilesStore {
             let _ = fs::remove_file(&path);
         }
     }
+}
+
+/// Refuses a save directory that someone else could write into (see
+/// [`FilesStore::open`]); a symbolic link to it must be ours (or root's) too.
+fn check_trusted(dir: &Path) -> Result<()> {
+    // SAFETY: no arguments, cannot fail.
+    let me = unsafe { libc::geteuid() };
+    let refuse = |why: String| {
+        err(
+            format!("save directory {} is not safe to use", dir.display()),
+            io::Error::new(
+                io::ErrorKind::PermissionDenied,
+                format!("{why}: anyone who can write there could plant sessions; remove it or choose another session.save_path"),
+            ),
+        )
+    };
+    let link = fs::symlink_metadata(dir).map_err(|e| err(format!("save path {}", dir.display()), e))?;
+    if link.file_type().is_symlink() && link.uid() != me && link.uid() != 0 {
+        return Err(refuse(format!("it is a symbolic link owned by uid {}, not by this process (uid {me})", link.uid())));
+    }
+    let m = fs::metadata(dir).map_err(|e| err(format!("save path {}", dir.display()), e))?;
+    if !m.is_dir() {
+        return Err(err(
+            format!("save path {}", dir.display()),
+            io::Error::new(io::ErrorKind::NotADirectory, "exists but is not a directory"),
+        ));
+    }
+    if m.uid() != me {
+        return Err(refuse(format!("it is owned by uid {}, not by this process (uid {me})", m.uid())));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(refuse(format!("group or others may write into it (mode {:o})", m.mode() & 0o7777)));
+    }
+    Ok(())
+}
+
+/// Opens an existing file for reading, never through a symbolic link.
+fn open_no_follow(path: &Path) -> io::Result<File> {
+    OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path)
 }
 
 fn flock(file: &File, op: libc::c_int) -> io::Result<()> {
@@ -761,6 +820,60 @@ mod tests {
         assert!(s.exists(&new).unwrap());
         assert!(s.exists(&never).unwrap(), "timeout 0 survives gc");
         assert_eq!(s.read(&never).unwrap().unwrap().meta.last_access, mtime_secs(&fs::metadata(s.data_path(&never)).unwrap()));
+    }
+
+    #[test]
+    fn a_save_directory_others_can_write_into_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let planted = dir.path().join("rsession");
+        fs::create_dir(&planted).unwrap();
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o777)).unwrap();
+        fs::write(planted.join("sess_adopted"), b"is_admin|b:1;").unwrap();
+        let e = FilesStore::open(&planted).err().expect("a 0777 directory must be refused").to_string();
+        assert!(e.contains("not safe") && e.contains("777") && e.contains("plant"), "{e}");
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o720)).unwrap();
+        assert!(FilesStore::open(&planted).is_err(), "group-writable");
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o700)).unwrap();
+        assert!(FilesStore::open(&planted).is_ok());
+        // SAFETY: no arguments.
+        if unsafe { libc::geteuid() } == 0 {
+            // Owned by another user (nobody): refused even at 0700.
+            std::os::unix::fs::chown(&planted, Some(65534), Some(65534)).unwrap();
+            let e = FilesStore::open(&planted).err().expect("another user's directory must be refused").to_string();
+            assert!(e.contains("owned by uid 65534"), "{e}");
+            let link = dir.path().join("link");
+            std::os::unix::fs::symlink(&planted, &link).unwrap();
+            std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+            assert!(FilesStore::open(&link).is_err(), "a link owned by another user");
+        }
+    }
+
+    #[test]
+    fn session_files_are_never_read_through_a_symbolic_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = FilesStore::open(dir.path()).unwrap();
+        let elsewhere = dir.path().join("elsewhere");
+        fs::write(&elsewhere, b"is_admin|b:1;").unwrap();
+        std::os::unix::fs::symlink(&elsewhere, s.data_path(&id("linked"))).unwrap();
+        assert!(s.read(&id("linked")).is_err(), "a symlinked session file must not be read");
+        assert!(!s.exists(&id("linked")).unwrap_or(false));
+    }
+
+    #[test]
+    fn gc_leaves_a_session_whose_lock_is_held() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut holder, mut other) = (FilesStore::open(dir.path()).unwrap(), FilesStore::open(dir.path()).unwrap());
+        let busy = id("busy");
+        write(&mut holder, &busy, b"in use");
+        let Locked::Acquired { token, record: Some(rec) } = holder.lock_and_read(&busy, &req(0, 10_000)).unwrap() else { panic!() };
+        let past = SystemTime::now() - Duration::from_secs(100);
+        File::options().write(true).open(holder.data_path(&busy)).unwrap().set_modified(past).unwrap();
+        assert_eq!(other.gc(50).unwrap(), 0, "another process's gc");
+        assert_eq!(holder.gc(50).unwrap(), 0, "the holder's own gc");
+        let p = Put { existed: true, ..put(Save::Write(b"written at close"), &rec.meta, TTL, LockUse::Release(token)) };
+        holder.save(&busy, &p).expect("the long request's write lands");
+        assert_eq!(read_data(&mut other, &busy).as_deref(), Some(&b"written at close"[..]));
     }
 
     #[test]
