@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::error::ConfigError;
+pub use crate::store::compress::{Algorithm, Compression};
 
 pub const DEFAULT_PREFIX: &str = "rsess:";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
@@ -13,7 +14,7 @@ pub const DEFAULT_MAX_ITEM_SIZE: usize = 1024 * 1024;
 /// Which store a save_path names, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum StoreConfig {
-    Files { dir: PathBuf },
+    Files { dir: PathBuf, compression: Compression },
     Redis(RedisConfig),
     Memcached(MemcachedConfig),
 }
@@ -24,6 +25,7 @@ pub struct NetOptions {
     pub prefix: String,
     pub connect_timeout: Duration,
     pub timeout: Duration,
+    pub compression: Compression,
 }
 
 impl Default for NetOptions {
@@ -32,6 +34,7 @@ impl Default for NetOptions {
             prefix: DEFAULT_PREFIX.to_string(),
             connect_timeout: DEFAULT_CONNECT_TIMEOUT,
             timeout: DEFAULT_TIMEOUT,
+            compression: Compression::default(),
         }
     }
 }
@@ -68,7 +71,7 @@ impl StoreConfig {
         };
         let s = save_path.trim();
         if s.is_empty() {
-            return Ok(StoreConfig::Files { dir: temp_dir.join("rsession") });
+            return Ok(StoreConfig::Files { dir: temp_dir.join("rsession"), compression: Compression::default() });
         }
         if s.contains('\0') {
             return Err(bad("contains a NUL byte"));
@@ -104,6 +107,15 @@ impl StoreConfig {
         Err(bad("a directory must be an absolute path"))
     }
 
+    /// How data is compressed before it is stored.
+    pub fn compression(&self) -> Compression {
+        match self {
+            StoreConfig::Files { compression, .. } => *compression,
+            StoreConfig::Redis(c) => c.net.compression,
+            StoreConfig::Memcached(c) => c.net.compression,
+        }
+    }
+
     /// The name of the store this config selects, as shown to operators.
     pub fn store_name(&self) -> &'static str {
         match self {
@@ -114,7 +126,17 @@ impl StoreConfig {
     }
 }
 
+/// A directory, optionally with `?compress=…&compress_min=…` (a `?` that is
+/// part of the directory's name is written `%3F`).
 fn files_dir(path: &str) -> Result<StoreConfig, String> {
+    let (path, query) = path.split_once('?').unwrap_or((path, ""));
+    let mut compression = Compression::default();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        if !parse_compression(&mut compression, k, &percent_decode(v)?)? {
+            return Err(format!("unknown query key {k:?} (the files store takes compress and compress_min)"));
+        }
+    }
     let path = percent_decode(path)?;
     if !path.starts_with('/') {
         return Err("a directory must be an absolute path".into());
@@ -122,7 +144,24 @@ fn files_dir(path: &str) -> Result<StoreConfig, String> {
     if path.split('/').any(|c| c == "..") {
         return Err("a directory must not contain \"..\"".into());
     }
-    Ok(StoreConfig::Files { dir: PathBuf::from(path) })
+    Ok(StoreConfig::Files { dir: PathBuf::from(path), compression })
+}
+
+/// `compress` and `compress_min`, which every store takes; false for any
+/// other key.
+fn parse_compression(c: &mut Compression, key: &str, v: &str) -> Result<bool, String> {
+    match key {
+        "compress" => c.algorithm = Compression::algorithm_named(v)?,
+        "compress_min" => {
+            c.min = v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n <= 1 << 30)
+                .ok_or_else(|| format!("compress_min={v:?} is not a number of bytes (0 to 1073741824)"))?
+        }
+        _ => return Ok(false),
+    }
+    Ok(true)
 }
 
 /// Splits `authority/path?query` into its parts.
@@ -277,7 +316,7 @@ fn parse_query(
             "connect_timeout_ms" => net.connect_timeout = parse_ms(k, &v)?,
             "timeout_ms" => net.timeout = parse_ms(k, &v)?,
             _ => {
-                if !extra(k, &v)? {
+                if !parse_compression(&mut net.compression, k, &v)? && !extra(k, &v)? {
                     return Err(format!("unknown query key {k:?}"));
                 }
             }
@@ -412,9 +451,15 @@ mod tests {
 
     #[test]
     fn files_forms() {
-        assert_eq!(parse("").unwrap(), StoreConfig::Files { dir: "/tmp/rsession".into() });
-        assert_eq!(parse("/var/s").unwrap(), StoreConfig::Files { dir: "/var/s".into() });
-        assert_eq!(parse("file:///var/s").unwrap(), StoreConfig::Files { dir: "/var/s".into() });
+        let files = |d: &str| StoreConfig::Files { dir: d.into(), compression: Compression::default() };
+        assert_eq!(parse("").unwrap(), files("/tmp/rsession"));
+        assert_eq!(parse("/var/s").unwrap(), files("/var/s"));
+        assert_eq!(parse("file:///var/s").unwrap(), files("/var/s"));
+        assert_eq!(parse("/var/a%3Fb").unwrap(), files("/var/a?b"));
+        let z = parse("/var/s?compress=zstd&compress_min=0").unwrap();
+        assert_eq!(z.compression(), Compression { algorithm: Some(Algorithm::Zstd), min: 0 });
+        assert!(parse("/var/s?compress=gzip").is_err());
+        assert!(parse("/var/s?prefix=x").is_err());
         assert!(parse("relative/dir").is_err());
         assert!(parse("2;/tmp").is_err());
         assert!(parse("/a/../b").is_err());
@@ -455,6 +500,17 @@ mod tests {
             "redis://h%zz",
         ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn compression_on_every_store() {
+        for path in ["redis://h?compress=lz4&compress_min=10", "memcached://h?compress=lz4&compress_min=10", "file:///d?compress=lz4&compress_min=10"] {
+            assert_eq!(parse(path).unwrap().compression(), Compression { algorithm: Some(Algorithm::Lz4), min: 10 }, "{path}");
+        }
+        assert_eq!(parse("redis://h").unwrap().compression(), Compression { algorithm: None, min: 1024 });
+        for bad in ["redis://h?compress=", "redis://h?compress=zip", "memcached://h?compress_min=-1", "redis://h?compress_min=abc"] {
+            assert!(parse(bad).is_err(), "{bad}");
         }
     }
 

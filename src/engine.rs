@@ -739,7 +739,7 @@ mod tests {
     }
 
     fn engine_with(mem: &MemoryStore, settings: Settings, origin: Origin) -> Engine {
-        let unused = StoreConfig::Files { dir: "/nonexistent".into() };
+        let unused = StoreConfig::Files { dir: "/nonexistent".into(), compression: Default::default() };
         Engine::with_store(unused, shared(mem), settings, origin)
     }
 

@@ -37,6 +37,8 @@ pub enum StoreError {
         #[source]
         source: crate::meta::MetaError,
     },
+    #[error("{store} store: session {id}: its stored data cannot be read ({reason}); it is left as it is")]
+    CorruptData { store: &'static str, id: String, reason: String },
     #[error("session data of {size} bytes exceeds the store's limit of {limit} bytes; nothing was written")]
     TooLarge { size: usize, limit: usize },
     #[error("the {0} store is not compiled into this build of rsession")]

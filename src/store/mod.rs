@@ -12,6 +12,7 @@ use crate::config::StoreConfig;
 use crate::error::StoreError;
 pub use crate::meta::Meta;
 
+pub mod compress;
 pub mod files;
 mod lease;
 pub mod net;
@@ -307,12 +308,15 @@ pub fn holder_of(lock_value: &[u8]) -> Holder {
 }
 
 /// Opens the store a config names.
+/// Opens the store a config names. Every store reads compressed data,
+/// whatever its own `compress` setting (see [`compress`]).
 pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
-    match config {
-        StoreConfig::Files { dir } => Ok(Box::new(files::FilesStore::open(dir)?)),
-        StoreConfig::Redis(c) => Ok(Box::new(redis::RedisStore::open(c)?)),
-        StoreConfig::Memcached(c) => Ok(Box::new(memcached::MemcachedStore::open(c)?)),
-    }
+    let store: Box<dyn Store> = match config {
+        StoreConfig::Files { dir, .. } => Box::new(files::FilesStore::open(dir)?),
+        StoreConfig::Redis(c) => Box::new(redis::RedisStore::open(c)?),
+        StoreConfig::Memcached(c) => Box::new(memcached::MemcachedStore::open(c)?),
+    };
+    Ok(Box::new(compress::Compressed::new(store, config.compression())))
 }
 
 /// Names of the stores compiled in, for phpinfo().
