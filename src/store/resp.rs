@@ -133,6 +133,8 @@ const MAX_KEPT: usize = 256 * 1024;
 const MAX_REPLY: usize = 1 << 30;
 /// Deepest nesting of arrays accepted in a reply (ours nest one level).
 const MAX_DEPTH: usize = 8;
+/// Longest status, error or header line accepted.
+const MAX_LINE: usize = 64 * 1024;
 
 pub struct Connection {
     stream: Stream,
@@ -383,10 +385,12 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
     out.extend_from_slice(&digits[i..]);
 }
 
-enum Parsed {
+/// The outcome of parsing the front of a read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
     /// A reply (or the server's error message) and the bytes it took.
     Done(std::result::Result<Reply, String>, usize),
-    /// Incomplete: at least this many bytes are needed.
+    /// Incomplete: at least this many bytes are needed (always more than given).
     Need(usize),
 }
 
@@ -394,16 +398,33 @@ fn protocol(what: &str) -> Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("bad reply from the server: {what}")).into()
 }
 
+/// Parses one reply from the front of `buf`, as the connection does; for
+/// the fuzz target. Total: any bytes give a reply, a need for more, or a
+/// protocol error, never a panic.
+pub fn parse_reply(buf: &[u8]) -> Result<Parsed> {
+    parse(buf, 0)
+}
+
 /// Parses one reply from the front of `buf`.
 fn parse(buf: &[u8], depth: usize) -> Result<Parsed> {
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else { return Ok(Parsed::Need(buf.len() + 1)) };
-    let (kind, line, after) = (buf[0], &buf[1..eol], eol + 2);
+    let scan = &buf[..buf.len().min(MAX_LINE + 2)];
+    let Some(eol) = scan.windows(2).position(|w| w == b"\r\n") else {
+        if buf.len() > MAX_LINE {
+            return Err(protocol("a line longer than 64 KiB"));
+        }
+        return Ok(Parsed::Need(buf.len() + 1));
+    };
+    let Some((&kind, line)) = buf[..eol].split_first() else { return Err(protocol("an empty line")) };
+    let after = eol + 2;
     let reply = match kind {
         b'+' => Ok(Reply::Bytes(line.to_vec())),
         b'-' => Err(String::from_utf8_lossy(line).into_owned()),
         b':' => Ok(Reply::Int(integer(line)?)),
         b'$' => {
-            let Ok(len) = usize::try_from(integer(line)?) else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
+            let Some(len) = length(line)? else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
+            if len > MAX_REPLY {
+                return Err(protocol("a reply larger than 1 GiB"));
+            }
             let end = after + len;
             if buf.len() < end + 2 {
                 return Ok(Parsed::Need(end + 2));
@@ -414,7 +435,7 @@ fn parse(buf: &[u8], depth: usize) -> Result<Parsed> {
             return Ok(Parsed::Done(Ok(Reply::Bytes(buf[after..end].to_vec())), end + 2));
         }
         b'*' => {
-            let Ok(n) = usize::try_from(integer(line)?) else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
+            let Some(n) = length(line)? else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
             if depth >= MAX_DEPTH {
                 return Err(protocol("arrays nested too deep"));
             }
@@ -436,6 +457,14 @@ fn parse(buf: &[u8], depth: usize) -> Result<Parsed> {
         _ => return Err(protocol("unknown type byte")),
     };
     Ok(Parsed::Done(reply, after))
+}
+
+/// A bulk string's or array's length; None for -1, the null one.
+fn length(line: &[u8]) -> Result<Option<usize>> {
+    match integer(line)? {
+        -1 => Ok(None),
+        n => usize::try_from(n).map(Some).map_err(|_| protocol("a negative length")),
+    }
 }
 
 fn integer(line: &[u8]) -> Result<i64> {
@@ -487,6 +516,23 @@ mod tests {
             }
         }
         assert_eq!(done(full).1, full.len());
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_never_panics() {
+        for bad in [
+            &b"\r\n"[..],
+            b"\r\n+OK\r\n",
+            b"*1\r\n\r\n",
+            b"$-2\r\n",
+            b"*-5\r\n",
+            b"$\r\n",
+            b"$2147483648000\r\n",
+        ] {
+            assert!(parse(bad, 0).is_err(), "{bad:?}");
+        }
+        // A line that never ends is refused before it fills the memory.
+        assert!(parse(&[b'+'; MAX_LINE + 10], 0).is_err());
     }
 
     #[test]
