@@ -722,16 +722,38 @@ mod tests {
     }
 
     #[test]
-    fn a_retried_write_and_release_finds_its_work_done() {
+    fn a_write_after_the_lock_was_released_is_lost_even_with_the_same_data() {
         let mut a = store("retry");
         let s = id("abc");
         let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Release(token))).unwrap();
-        // The same call again, as after a reply lost on a dropped connection.
-        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Release(token))).unwrap();
-        // But different data under a lock that is gone is still refused.
+        // The same call again: a write is never sent twice, so this is a new
+        // request under a lock that is gone.
+        assert!(matches!(a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
         assert!(matches!(a.save(&s, &put(Save::Write(b"v2"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
         assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"v1"[..]));
+    }
+
+    #[test]
+    fn a_lost_lease_refuses_a_metadata_change_over_unchanged_data() {
+        let (mut a, mut b) = (store("lostmeta"), store("lostmeta"));
+        let s = id("abc");
+        let ann = Meta { user: Some("ann".into()), ..meta() };
+        b.save(&s, &Put { user: UserChange::From(None), ..put(Save::Write(b"same"), &ann, TTL, LockUse::Unlocked) }).unwrap();
+        // A holder that stops renewing loses its 200 ms lease; another
+        // request takes the lock and releases it.
+        a.renew_enabled = false;
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(0, 200)).unwrap() else { panic!() };
+        std::thread::sleep(Duration::from_millis(400));
+        let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        b.unlock(&s, t2).unwrap();
+        // The late holder logs in as bob: the data is as stored, the user not.
+        let bob = Meta { user: Some("bob".into()), ..rec.meta };
+        let p = Put { existed: true, user: UserChange::From(Some("ann")), ..put(Save::Write(b"same"), &bob, TTL, LockUse::Release(token)) };
+        assert!(matches!(a.save(&s, &p), Err(StoreError::LockLost)), "set_user() must not be dropped silently");
+        assert_eq!(b.read(&s).unwrap().unwrap().meta.user.as_deref(), Some("ann"));
+        assert_eq!(b.user_sessions("ann").unwrap().len(), 1);
+        assert!(b.user_sessions("bob").unwrap().is_empty());
     }
 
     #[test]
