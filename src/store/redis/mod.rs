@@ -25,7 +25,8 @@
 //! so the lock passes on the instant it is freed, without polling.
 //!
 //! The lease: while this process holds locks, a background thread with its
-//! own connection renews them every third of the lease; a holder that dies
+//! own connection renews them every third of the lease, and keeps the
+//! session itself from expiring under a long request; a holder that dies
 //! stops renewing and its lock expires within the lease.
 //!
 //! One connection per process, opened lazily (never at MINIT, so php-fpm
@@ -353,15 +354,26 @@ impl RedisStore {
     }
 }
 
-/// Renews one lock from the lease thread, on its own connection. True when
+/// Renews one lock from the lease thread, on its own connection, and
+/// keeps the session's hash from expiring while the lock is held. True when
 /// Redis ran the renewal (a lock no longer ours is not renewed, and that is
 /// no failure); false when it could not be reached or refused to run it.
 fn renewer(config: RedisConfig) -> impl FnMut(&str, &str, Duration) -> bool + Send {
     let mut link = Link::new(config);
     move |lock_key, token, ttl| {
+        let session_key = sibling(lock_key, "s");
         let ttl = millis(ttl).to_string();
-        link.run(Resend::Idempotent, |c| c.eval(&RENEW_SCRIPT, &[lock_key.as_bytes()], &[token.as_bytes(), ttl.as_bytes()])).is_ok()
+        link.run(Resend::Idempotent, |c| {
+            c.eval(&RENEW_SCRIPT, &[lock_key.as_bytes(), session_key.as_bytes()], &[token.as_bytes(), ttl.as_bytes()])
+        })
+        .is_ok()
     }
+}
+
+/// Another key of the session whose key is `key`: `<prefix>{<id>}:<kind>`.
+fn sibling(key: &str, kind: &str) -> String {
+    let base = key.rsplit_once(':').map_or(key, |(base, _)| base);
+    [base, ":", kind].concat()
 }
 
 fn millis(d: Duration) -> u64 {
@@ -825,6 +837,26 @@ mod tests {
             panic!()
         };
         assert!(!renewer(down)(&lock_key, &token.hex(), Duration::from_secs(5)));
+    }
+
+    #[test]
+    fn the_lease_keeps_a_held_session_from_expiring() {
+        let mut a = store("keepsession");
+        let (s, long) = (id("abc"), id("long"));
+        a.save(&s, &put(Save::Write(b"x"), &meta(), Duration::from_secs(1), LockUse::Unlocked)).unwrap();
+        a.save(&long, &put(Save::Write(b"x"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(0, 300)).unwrap() else { panic!() };
+        let Locked::Acquired { token: t2, .. } = a.lock_and_read(&long, &req(0, 300)).unwrap() else { panic!() };
+        // Held past the session's 1 s idle timeout by a long request.
+        std::thread::sleep(Duration::from_millis(1600));
+        let p = Put { existed: true, ..put(Save::Write(b"y"), &rec.meta, TTL, LockUse::Release(token)) };
+        a.save(&s, &p).expect("the session expired under its holder");
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"y"[..]));
+        // A longer expiry is never shortened.
+        let key = a.key(&long, "s");
+        let Reply::Int(left) = command(&mut a, &[b"PTTL", key.as_bytes()]) else { panic!() };
+        assert!(left > 90_000, "{left}");
+        a.unlock(&long, t2).unwrap();
     }
 
     #[test]
