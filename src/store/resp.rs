@@ -9,7 +9,7 @@
 //! a password or an ACL user; SELECT.
 
 use std::io::{self, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::TcpStream;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::sync::Arc;
@@ -18,6 +18,7 @@ use std::time::Duration;
 use rustls::pki_types::ServerName;
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 
+use super::net::{self, Deadline};
 use super::spin::Spinner;
 use crate::config::{RedisAddr, RedisConfig};
 
@@ -62,37 +63,103 @@ impl Script {
     }
 }
 
+/// What [`Timed`] needs of a socket.
+trait Socket: Read + Write + AsRawFd {
+    fn read_timeout_to(&self, t: Duration) -> io::Result<()>;
+    fn write_timeout_to(&self, t: Duration) -> io::Result<()>;
+}
+
+impl Socket for TcpStream {
+    fn read_timeout_to(&self, t: Duration) -> io::Result<()> {
+        TcpStream::set_read_timeout(self, Some(t))
+    }
+    fn write_timeout_to(&self, t: Duration) -> io::Result<()> {
+        TcpStream::set_write_timeout(self, Some(t))
+    }
+}
+
+impl Socket for UnixStream {
+    fn read_timeout_to(&self, t: Duration) -> io::Result<()> {
+        UnixStream::set_read_timeout(self, Some(t))
+    }
+    fn write_timeout_to(&self, t: Duration) -> io::Result<()> {
+        UnixStream::set_write_timeout(self, Some(t))
+    }
+}
+
+/// How far a socket's timeout may be from the time left before it is
+/// moved: an exchange of one write and one read then costs no syscall for
+/// it, and overruns its deadline by this much at most.
+const SLACK: Duration = Duration::from_millis(2);
+
+/// A socket whose reads and writes all end by one deadline (the
+/// exchange's; the connect's during the TLS handshake), so a server that
+/// trickles its bytes cannot hold a request past its timeout. It sits
+/// under TLS, where one read of plaintext may take many socket reads.
+struct Timed<S> {
+    sock: S,
+    deadline: Deadline,
+    /// The timeouts set on the socket now.
+    read_timeout: Duration,
+    write_timeout: Duration,
+}
+
+impl<S: Socket> Timed<S> {
+    fn new(sock: S, deadline: Deadline) -> io::Result<Timed<S>> {
+        let left = deadline.remaining()?;
+        sock.read_timeout_to(left)?;
+        sock.write_timeout_to(left)?;
+        Ok(Timed { sock, deadline, read_timeout: left, write_timeout: left })
+    }
+}
+
+impl<S: Socket> Read for Timed<S> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.deadline.remaining()?;
+        if left.abs_diff(self.read_timeout) > SLACK {
+            self.sock.read_timeout_to(left)?;
+            self.read_timeout = left;
+        }
+        self.sock.read(buf)
+    }
+}
+
+impl<S: Socket> Write for Timed<S> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let left = self.deadline.remaining()?;
+        if left.abs_diff(self.write_timeout) > SLACK {
+            self.sock.write_timeout_to(left)?;
+            self.write_timeout = left;
+        }
+        self.sock.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.sock.flush()
+    }
+}
+
 enum Stream {
-    Tcp(TcpStream),
-    Unix(UnixStream),
-    Tls(Box<StreamOwned<ClientConnection, TcpStream>>),
+    Tcp(Timed<TcpStream>),
+    Unix(Timed<UnixStream>),
+    Tls(Box<StreamOwned<ClientConnection, Timed<TcpStream>>>),
 }
 
 impl Stream {
     fn fd(&self) -> RawFd {
         match self {
-            Stream::Tcp(s) => s.as_raw_fd(),
-            Stream::Unix(s) => s.as_raw_fd(),
-            Stream::Tls(s) => s.sock.as_raw_fd(),
+            Stream::Tcp(s) => s.sock.as_raw_fd(),
+            Stream::Unix(s) => s.sock.as_raw_fd(),
+            Stream::Tls(s) => s.sock.sock.as_raw_fd(),
         }
     }
 
-    fn set_read_timeout(&self, t: Duration) -> io::Result<()> {
-        // Never zero: the save_path parser allows 1 ms to 1 h.
-        let t = Some(t);
+    /// Every read and write from now on ends by `deadline`.
+    fn set_deadline(&mut self, deadline: Deadline) {
         match self {
-            Stream::Tcp(s) => s.set_read_timeout(t),
-            Stream::Unix(s) => s.set_read_timeout(t),
-            Stream::Tls(s) => s.sock.set_read_timeout(t),
-        }
-    }
-
-    fn set_write_timeout(&self, t: Duration) -> io::Result<()> {
-        let t = Some(t);
-        match self {
-            Stream::Tcp(s) => s.set_write_timeout(t),
-            Stream::Unix(s) => s.set_write_timeout(t),
-            Stream::Tls(s) => s.sock.set_write_timeout(t),
+            Stream::Tcp(s) => s.deadline = deadline,
+            Stream::Unix(s) => s.deadline = deadline,
+            Stream::Tls(s) => s.sock.deadline = deadline,
         }
     }
 }
@@ -133,6 +200,8 @@ const MAX_KEPT: usize = 256 * 1024;
 const MAX_REPLY: usize = 1 << 30;
 /// Deepest nesting of arrays accepted in a reply (ours nest one level).
 const MAX_DEPTH: usize = 8;
+/// Longest status, error or header line accepted.
+const MAX_LINE: usize = 64 * 1024;
 
 pub struct Connection {
     stream: Stream,
@@ -146,26 +215,21 @@ pub struct Connection {
 }
 
 impl Connection {
-    /// Connects, authenticates and selects the database.
+    /// Connects, authenticates and selects the database. Name resolution,
+    /// the connect and the TLS handshake together take at most
+    /// `connect_timeout_ms`; AUTH and SELECT are an exchange like any other.
     pub fn open(config: &RedisConfig) -> Result<Connection> {
         let (connect_timeout, timeout) = (config.net.connect_timeout, config.net.timeout);
+        let connecting = Deadline::after(connect_timeout);
         let stream = match &config.addr {
             RedisAddr::Tcp { host, port, tls } => {
-                let tcp = connect_tcp(host, *port, connect_timeout)?;
+                let tcp = net::connect_tcp(host, *port, connect_timeout)?;
                 tcp.set_nodelay(true)?; // strictly request/response: never let Nagle hold a command
-                if *tls {
-                    // The handshake is part of connecting.
-                    tcp.set_read_timeout(Some(connect_timeout))?;
-                    tcp.set_write_timeout(Some(connect_timeout))?;
-                    Stream::Tls(Box::new(tls_handshake(host, tcp)?))
-                } else {
-                    Stream::Tcp(tcp)
-                }
+                let tcp = Timed::new(tcp, connecting)?;
+                if *tls { Stream::Tls(Box::new(tls_handshake(host, tcp)?)) } else { Stream::Tcp(tcp) }
             }
-            RedisAddr::Unix { path } => Stream::Unix(UnixStream::connect(path)?),
+            RedisAddr::Unix { path } => Stream::Unix(Timed::new(net::connect_unix(path, connect_timeout)?, connecting)?),
         };
-        stream.set_read_timeout(timeout)?;
-        stream.set_write_timeout(timeout)?;
         let mut conn = Connection {
             stream,
             rbuf: vec![0; READ_CHUNK],
@@ -201,24 +265,30 @@ impl Connection {
     /// Sends the commands in one write and reads one reply for each. A
     /// server error in any of them is the result (after all were read, so
     /// the connection stays in step).
+    /// The whole exchange, every write and read of it, takes at most
+    /// `timeout_ms`.
     pub fn query(&mut self, commands: &[&[&[u8]]]) -> Result<Vec<Reply>> {
-        self.exchange(commands, true)
+        self.exchange(commands, Deadline::after(self.timeout), true)
     }
 
     pub fn query_one(&mut self, command: &[&[u8]]) -> Result<Reply> {
         self.query(&[command]).map(|mut r| r.pop().unwrap_or(Reply::Nil))
     }
 
-    /// A command the server may hold for up to `wait` (BLPOP): the read
-    /// timeout grows by `wait` for it, and there is no point spinning.
+    /// A command the server may hold for up to `wait` (BLPOP): its
+    /// exchange has `wait` more time, and there is no point spinning.
     pub fn query_blocking(&mut self, command: &[&[u8]], wait: Duration) -> Result<Reply> {
-        self.stream.set_read_timeout(wait + self.timeout)?;
-        let replies = self.exchange(&[command], false);
-        self.stream.set_read_timeout(self.timeout)?;
-        replies.map(|mut r| r.pop().unwrap_or(Reply::Nil))
+        self.exchange(&[command], Deadline::after(wait + self.timeout), false).map(|mut r| r.pop().unwrap_or(Reply::Nil))
     }
 
-    fn exchange(&mut self, commands: &[&[&[u8]]], spin: bool) -> Result<Vec<Reply>> {
+    /// Whether a request can go out on this idle connection: nothing is
+    /// waiting to be read (a server that closed it, or stray bytes).
+    pub fn idle_ok(&self) -> bool {
+        self.start == self.filled && net::idle_ok(self.stream.fd())
+    }
+
+    fn exchange(&mut self, commands: &[&[&[u8]]], deadline: Deadline, spin: bool) -> Result<Vec<Reply>> {
+        self.stream.set_deadline(deadline);
         self.wbuf.clear();
         for c in commands {
             encode(&mut self.wbuf, c);
@@ -324,21 +394,10 @@ impl Connection {
     }
 }
 
-fn connect_tcp(host: &str, port: u16, timeout: Duration) -> io::Result<TcpStream> {
-    let mut last = io::Error::new(io::ErrorKind::NotFound, format!("{host} has no address"));
-    for addr in (host, port).to_socket_addrs()? {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(s) => return Ok(s),
-            Err(e) => last = e,
-        }
-    }
-    Err(last)
-}
-
 /// TLS with the server's certificate checked against the system's trust
 /// store, read at each new connection (so SSL_CERT_FILE / SSL_CERT_DIR name
 /// a private CA, as with phpredis).
-fn tls_handshake(host: &str, mut tcp: TcpStream) -> io::Result<StreamOwned<ClientConnection, TcpStream>> {
+fn tls_handshake(host: &str, mut tcp: Timed<TcpStream>) -> io::Result<StreamOwned<ClientConnection, Timed<TcpStream>>> {
     let invalid = |e: String| io::Error::new(io::ErrorKind::InvalidData, e);
     let mut roots = RootCertStore::empty();
     roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
@@ -350,7 +409,10 @@ fn tls_handshake(host: &str, mut tcp: TcpStream) -> io::Result<StreamOwned<Clien
     let name = ServerName::try_from(host.to_string()).map_err(|e| invalid(format!("TLS server name {host:?}: {e}")))?;
     let mut tls = ClientConnection::new(Arc::new(config), name).map_err(|e| invalid(e.to_string()))?;
     while tls.is_handshaking() {
-        tls.complete_io(&mut tcp)?;
+        tls.complete_io(&mut tcp).map_err(|e| match net::is_timeout(&e) {
+            true => io::Error::new(io::ErrorKind::TimedOut, "TLS handshake not done within connect_timeout_ms"),
+            false => e,
+        })?;
     }
     Ok(StreamOwned::new(tls, tcp))
 }
@@ -383,10 +445,12 @@ fn push_decimal(out: &mut Vec<u8>, mut n: usize) {
     out.extend_from_slice(&digits[i..]);
 }
 
-enum Parsed {
+/// The outcome of parsing the front of a read buffer.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Parsed {
     /// A reply (or the server's error message) and the bytes it took.
     Done(std::result::Result<Reply, String>, usize),
-    /// Incomplete: at least this many bytes are needed.
+    /// Incomplete: at least this many bytes are needed (always more than given).
     Need(usize),
 }
 
@@ -394,16 +458,33 @@ fn protocol(what: &str) -> Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("bad reply from the server: {what}")).into()
 }
 
+/// Parses one reply from the front of `buf`, as the connection does; for
+/// the fuzz target. Total: any bytes give a reply, a need for more, or a
+/// protocol error, never a panic.
+pub fn parse_reply(buf: &[u8]) -> Result<Parsed> {
+    parse(buf, 0)
+}
+
 /// Parses one reply from the front of `buf`.
 fn parse(buf: &[u8], depth: usize) -> Result<Parsed> {
-    let Some(eol) = buf.windows(2).position(|w| w == b"\r\n") else { return Ok(Parsed::Need(buf.len() + 1)) };
-    let (kind, line, after) = (buf[0], &buf[1..eol], eol + 2);
+    let scan = &buf[..buf.len().min(MAX_LINE + 2)];
+    let Some(eol) = scan.windows(2).position(|w| w == b"\r\n") else {
+        if buf.len() > MAX_LINE {
+            return Err(protocol("a line longer than 64 KiB"));
+        }
+        return Ok(Parsed::Need(buf.len() + 1));
+    };
+    let Some((&kind, line)) = buf[..eol].split_first() else { return Err(protocol("an empty line")) };
+    let after = eol + 2;
     let reply = match kind {
         b'+' => Ok(Reply::Bytes(line.to_vec())),
         b'-' => Err(String::from_utf8_lossy(line).into_owned()),
         b':' => Ok(Reply::Int(integer(line)?)),
         b'$' => {
-            let Ok(len) = usize::try_from(integer(line)?) else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
+            let Some(len) = length(line)? else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
+            if len > MAX_REPLY {
+                return Err(protocol("a reply larger than 1 GiB"));
+            }
             let end = after + len;
             if buf.len() < end + 2 {
                 return Ok(Parsed::Need(end + 2));
@@ -414,7 +495,7 @@ fn parse(buf: &[u8], depth: usize) -> Result<Parsed> {
             return Ok(Parsed::Done(Ok(Reply::Bytes(buf[after..end].to_vec())), end + 2));
         }
         b'*' => {
-            let Ok(n) = usize::try_from(integer(line)?) else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
+            let Some(n) = length(line)? else { return Ok(Parsed::Done(Ok(Reply::Nil), after)) };
             if depth >= MAX_DEPTH {
                 return Err(protocol("arrays nested too deep"));
             }
@@ -436,6 +517,14 @@ fn parse(buf: &[u8], depth: usize) -> Result<Parsed> {
         _ => return Err(protocol("unknown type byte")),
     };
     Ok(Parsed::Done(reply, after))
+}
+
+/// A bulk string's or array's length; None for -1, the null one.
+fn length(line: &[u8]) -> Result<Option<usize>> {
+    match integer(line)? {
+        -1 => Ok(None),
+        n => usize::try_from(n).map(Some).map_err(|_| protocol("a negative length")),
+    }
 }
 
 fn integer(line: &[u8]) -> Result<i64> {
@@ -487,6 +576,74 @@ mod tests {
             }
         }
         assert_eq!(done(full).1, full.len());
+    }
+
+    #[test]
+    fn malformed_replies_are_errors_never_panics() {
+        for bad in [
+            &b"\r\n"[..],
+            b"\r\n+OK\r\n",
+            b"*1\r\n\r\n",
+            b"$-2\r\n",
+            b"*-5\r\n",
+            b"$\r\n",
+            b"$2147483648000\r\n",
+        ] {
+            assert!(parse(bad, 0).is_err(), "{bad:?}");
+        }
+        // A line that never ends is refused before it fills the memory.
+        assert!(parse(&[b'+'; MAX_LINE + 10], 0).is_err());
+    }
+
+    /// A server on loopback that reads one request, then sends `bytes` one
+    /// per 100 ms and closes.
+    fn trickling_server(bytes: &'static [u8]) -> (u16, std::thread::JoinHandle<()>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+            let _ = s.read(&mut [0; 256]);
+            for b in bytes {
+                std::thread::sleep(Duration::from_millis(100));
+                if s.write_all(&[*b]).is_err() {
+                    break;
+                }
+            }
+        });
+        (port, server)
+    }
+
+    fn config(url: &str) -> RedisConfig {
+        match crate::config::StoreConfig::parse(url, std::path::Path::new("/tmp")).unwrap() {
+            crate::config::StoreConfig::Redis(c) => c,
+            _ => panic!(),
+        }
+    }
+
+    #[test]
+    fn a_trickling_server_cannot_hold_an_exchange_past_its_timeout() {
+        // Each byte comes well within timeout_ms; the reply never ends.
+        let (port, server) = trickling_server(b"+PONGPONGPONGPONGPONGPONGPONG\r\n");
+        let mut c = Connection::open(&config(&format!("redis://127.0.0.1:{port}?timeout_ms=300"))).unwrap();
+        let t = std::time::Instant::now();
+        let e = c.query_one(&[b"PING"]).unwrap_err();
+        assert!(e.is_timeout(), "{e}");
+        assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+        drop(c);
+        server.join().unwrap();
+    }
+
+    #[test]
+    fn a_trickled_tls_handshake_ends_within_connect_timeout() {
+        // A TLS record header announcing 16 KiB, then its bytes, slowly.
+        let (port, server) = trickling_server(b"\x16\x03\x03\x40\x00 hello, very slowly indeed");
+        let url = format!("rediss://localhost:{port}?connect_timeout_ms=300");
+        let t = std::time::Instant::now();
+        let e = Connection::open(&config(&url)).err().expect("no handshake can succeed");
+        assert!(e.is_timeout(), "{e}");
+        assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+        server.join().unwrap();
     }
 
     #[test]

@@ -11,11 +11,9 @@ local function release()
 end
 if token ~= '' then
   local cur = redis.call('GET', KEYS[1])
-  if (not cur) or string.sub(cur, 1, 32) ~= token then
-    -- A retry of a write whose reply was lost finds its own work done.
-    if (not cur) and mode == 'w' and redis.call('HGET', KEYS[2], 'd') == ARGV[3] then return 1 end
-    return 0
-  end
+  -- Gone or another's: lost, whatever the data (a write is never sent
+  -- twice, so this is no retry finding its own work done).
+  if (not cur) or string.sub(cur, 1, 32) ~= token then return 0 end
 end
 local held = redis.call('HMGET', KEYS[2], 'i', 'u', 'g')
 local inc, u = held[1], held[2]

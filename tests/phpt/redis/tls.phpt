@@ -61,6 +61,17 @@ putenv("SSL_CERT_FILE=$dir/ca.pem");
 $path = "rediss://127.0.0.1:$tlsPort/2?prefix=tls-b:";
 echo 'trusted: ', cycle($path, 'tlssession1', 'over-tls'), ' ', cycle($path, 'tlssession1'), "\n";
 echo 'lock_info: ', var_export(RSession\lock_info('tlssession1'), true), "\n";
+// One connection serves every request: what TLS sends after the handshake
+// (session tickets) never makes the connection look closed.
+$connections = function () use ($dir, $tlsPort): int {
+    $info = (string) shell_exec('redis-cli --tls --cacert ' . escapeshellarg("$dir/ca.pem") . " -h 127.0.0.1 -p $tlsPort INFO stats 2>&1");
+    return preg_match('/total_connections_received:(\d+)/', $info, $m) ? (int) $m[1] : -1;
+};
+$before = $connections();
+for ($i = 0; $i < 20; $i++) {
+    cycle($path, 'tlssession1', "v$i");
+}
+echo 'new connections for 20 requests: ', $connections() - $before - 1, "\n";
 echo 'warnings: ', count($warnings), "\n";
 ?>
 --EXPECT--
@@ -69,4 +80,5 @@ warning: rsession
 mentions the certificate
 trusted: - over-tls
 lock_info: NULL
+new connections for 20 requests: 0
 warnings: 0
