@@ -6,6 +6,10 @@
 local cur = redis.call('GET', KEYS[1])
 if (not cur) or cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  -- In use now: the session outlives the lock until renewals take over.
+  local keep = 2 * tonumber(ARGV[2])
+  local left = redis.call('PTTL', KEYS[2])
+  if left >= 0 and left < keep then redis.call('PEXPIRE', KEYS[2], keep) end
   local r = load()
   if not r then return {1} end
   return {1, r[1], r[2], r[3], r[4]}

@@ -248,6 +248,7 @@ impl RedisStore {
                     &[b"SET", lock_key.as_bytes(), value.as_bytes(), b"NX", b"PX", lease.as_bytes()],
                     &[b"HMGET", session_key.as_bytes(), b"d", b"m", b"a", b"i", b"g", b"u"],
                     &[b"GET", generation_key.as_bytes()],
+                    &[b"PTTL", session_key.as_bytes()],
                 ])
             })
             .map_err(|(e, sent)| {
@@ -255,7 +256,7 @@ impl RedisStore {
                 e
             })?;
         *may_hold = true;
-        let [set, Reply::Array(fields), generation] = &replies[..] else {
+        let [set, Reply::Array(fields), generation, left] = &replies[..] else {
             return Err(backend(&self.addr, "acquire the lock: unexpected reply"));
         };
         if *set == Reply::Nil {
@@ -275,7 +276,17 @@ impl RedisStore {
             })?;
             return Ok(Some(None));
         }
-        Ok(Some(record_of(id, fields.get(..4).unwrap_or(&[]))?))
+        let record = record_of(id, fields.get(..4).unwrap_or(&[]))?;
+        // A session about to expire is now in use: it must outlive the lock
+        // until the lease renewals take over (as acquire.lua does).
+        let keep = 2 * lease.parse::<i64>().unwrap_or(0);
+        if matches!(left, Reply::Int(ms) if *ms >= 0 && *ms < keep) {
+            let keep = keep.to_string();
+            self.call("keep the session alive", Resend::Idempotent, |c| {
+                c.query_one(&[b"PEXPIRE", session_key.as_bytes(), keep.as_bytes()])
+            })?;
+        }
+        Ok(Some(record))
     }
 
     /// [`Store::lock_and_read`] but for the release on failure; `may_hold`
@@ -857,6 +868,38 @@ mod tests {
         let Reply::Int(left) = command(&mut a, &[b"PTTL", key.as_bytes()]) else { panic!() };
         assert!(left > 90_000, "{left}");
         a.unlock(&long, t2).unwrap();
+    }
+
+    #[test]
+    fn a_session_about_to_expire_outlives_the_lock_taken_on_it() {
+        // Both ways of taking the lock: the free-lock pipeline and the
+        // script that takes it after a wait.
+        for contended in [false, true] {
+            let (mut a, mut b) = (store("nearexpiry"), store("nearexpiry"));
+            a.renew_enabled = false; // only what the lock taking itself does
+            let s = id(if contended { "contended" } else { "free" });
+            let held = if contended {
+                let Locked::Acquired { token, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+                Some(token)
+            } else {
+                None
+            };
+            a.save(&s, &put(Save::Write(b"x"), &meta(), Duration::from_millis(250), LockUse::Unlocked)).unwrap();
+            let releaser = held.map(|t| {
+                let sid = s.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(Duration::from_millis(50));
+                    b.unlock(&sid, t).unwrap();
+                })
+            });
+            let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(2000, 2000)).unwrap() else {
+                panic!("contended={contended}: the session should be read")
+            };
+            releaser.map(|r| r.join().unwrap());
+            std::thread::sleep(Duration::from_millis(400));
+            let p = Put { existed: true, ..put(Save::Write(b"y"), &rec.meta, TTL, LockUse::Release(token)) };
+            a.save(&s, &p).unwrap_or_else(|e| panic!("contended={contended}: expired under its holder: {e}"));
+        }
     }
 
     #[test]
