@@ -63,12 +63,25 @@ $out = laravel('$s->invalidate(); echo $s->getId();', $r2);
 $ids = ids(RSession\user_sessions(42));
 var_dump(in_array($out, $ids, true), in_array($r2, $ids, true), exists($r2));
 
+// A request that gives up waiting for the lock (here after 200 ms) goes on
+// read-only: what it changes is dropped with a notice, the holder's data stays.
+$sig = signal_dir('laravel');
+$w = laravel('$s->put("n", 40); echo $s->getId();');
+$holder = start_child($save, laravel_code("touch('$sig/held');
+    for (\$i = 0; \$i < 1000 && !file_exists('$sig/go'); \$i++) { usleep(10000); }
+    \$s->put('n', 100);", $w), [], $env);
+wait_for_file("$sig/held");
+echo preg_replace('/ in \S+ on line \d+/', '', run_child($save, laravel_code('echo $s->get("n"), "\n"; $s->put("n", -1);', $w), ['rsession.lock_wait_ms' => '200'], $env)), "\n";
+touch("$sig/go");
+finish_child($holder);
+echo laravel('echo $s->get("n");', $w), "\n";
+
 // An administrator ends user 42's sessions: its next request is logged out.
 $l2 = laravel('laravel_login($s, 42); echo $s->getId();');
 var_dump(RSession\kill_user_sessions(42) >= 1);
 echo laravel('var_dump($s->get("login_web"));', $l2);
 ?>
---EXPECT--
+--EXPECTF--
 [1]
 array(2) {
   [0]=>
@@ -89,5 +102,12 @@ bool(false)
 bool(false)
 bool(false)
 bool(false)
+
+Notice: RSession\Handler::read(): rsession: gave up waiting for the lock on session %s after %d ms; held by pid %d on host %s for %d ms (uri %s); the session is read-only for this request
+40
+
+Notice: RSession\Handler::write(): rsession: session %s was opened read-only; the changes made to $_SESSION were not saved
+
+100
 bool(true)
 NULL
