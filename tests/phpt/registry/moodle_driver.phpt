@@ -53,6 +53,10 @@ echo moodle('var_dump($_SESSION["USER"]->id, $_SESSION["SESSION"]->n);', $s1);
 $guest = moodle('manager::login_user(1); echo session_id();');
 var_dump(RSession\user_sessions(1));
 
+// "Log in as": the session stays filed under the real user.
+$as = moodle('manager::login_user(5); $_SESSION["USER"] = (object) ["id" => 8, "realuser" => 5]; echo session_id();');
+var_dump(in_array($as, ids(RSession\user_sessions(5)), true), RSession\user_sessions(8));
+
 // Logout: the old id ends; the fresh anonymous session inherits the
 // registry's user through session_regenerate_id() (README: what works).
 $s2 = moodle('manager::login_user(5); echo session_id();');
@@ -78,6 +82,9 @@ array(2) {
 }
 int(5)
 int(40)
+array(0) {
+}
+bool(true)
 array(0) {
 }
 bool(false)

@@ -53,6 +53,12 @@ wait_for_file("$sig/held");
 $t = microtime(true);
 echo moodle('echo $_SESSION["USER"]->id; $_SESSION["SESSION"]->ro = 1;', $a, false), "\n";
 var_dump(microtime(true) - $t < 5 * slow());
+// A request that gives up waiting (acquire_lock_timeout 1 s) gets Moodle's
+// error, and writes nothing.
+$late = "require $inc; try { core\\session\\manager::start(" . var_export($a, true) . "); echo 'started'; }
+    catch (core\\session\\exception \$e) { echo \$e->getMessage(); }
+    \$_SESSION['SESSION'] = new stdClass(); core\\session\\manager::write_close(); echo ob_get_clean();";
+echo preg_replace('/ in \S+ on line \d+/', '', run_child($save, $late, [], $env + ['MOODLE_LOCK_TIMEOUT' => '1'])), "\n";
 $t = microtime(true);
 echo moodle("manager::kill_session(" . var_export($a, true) . "); echo 'killed';", $other), "\n";
 var_dump(microtime(true) - $t < 5 * slow());
@@ -83,6 +89,11 @@ string(1) "6"
 bool(true)
 5
 bool(true)
+
+Warning: session_start(): rsession: gave up waiting for the lock on session %s after %d ms; held by pid %d on host %s for %d ms (uri %s)
+
+Warning: session_start(): Failed to read session data: rsession (path: %s)
+servererror
 killed
 bool(true)
 
