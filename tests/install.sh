@@ -41,7 +41,7 @@ copy_tracked() { # dest
 
 test_phpize() {
   local src=$WORK/src ext log=$WORK/phpize.log stage=$WORK/stage
-  copy_tracked "$src" || return 1
+  copy_tracked "$src" || fail "copying the tracked files (git ls-files) to $src" || return 1
   ext=$src/ext
   # Dependencies come from the main build (make test built it just before):
   # a copy of its target dir, so that only rsession is compiled again.
