@@ -58,6 +58,13 @@ var_dump(in_array($r, $ids, true), in_array($l, $ids, true));
 $r2 = laravel('$s->regenerate(true); rsession_laravel_login($s, 42); echo $s->getId();', $r);
 var_dump(in_array($r2, ids(RSession\user_sessions(42)), true), exists($r));
 
+// A listener that skips the read(): after migrate(true) its setUser() waits
+// for the new id (written next, without a read) and never brings back the
+// destroyed old one.
+$m = laravel('$s->put("m", 1); echo $s->getId();');
+$m2 = laravel('$s->migrate(true); $s->getHandler()->setUser(44); echo $s->getId();', $m);
+var_dump(ids(RSession\user_sessions(44)) === [$m2], exists($m));
+
 // Logout: invalidate() ends the old id; the new session is nobody's.
 $out = laravel('$s->invalidate(); echo $s->getId();', $r2);
 $ids = ids(RSession\user_sessions(42));
@@ -97,6 +104,8 @@ bool(false)
 int(0)
 bool(false)
 bool(true)
+bool(true)
+bool(false)
 bool(true)
 bool(false)
 bool(false)
