@@ -67,7 +67,7 @@ FUZZ_SECONDS ?= 60
 fuzz: deps
 	@command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 	@# cargo-fuzz needs nightly flags; the stable toolchain accepts them this way.
-	cd fuzz && for t in save_path session_id settings meta resp_reply; do \
+	cd fuzz && for t in save_path session_id settings meta resp_reply memcached_reply; do \
 	  RUSTC_BOOTSTRAP=1 cargo fuzz run --sanitizer none $$t corpus/$$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=512 || exit 1; \
 	done

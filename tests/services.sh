@@ -8,6 +8,9 @@ mkdir -p "$RUN"
 
 REDIS_PORT=${RSESSION_REDIS_PORT:-16379}
 MEMCACHED_PORTS=(${RSESSION_MEMCACHED_PORTS:-21211 21212})
+# A memcached that takes items of at most 1 KiB (its minimum), below any
+# max_item_size: tests of commands the server refuses.
+MEMCACHED_SMALL_PORT=${RSESSION_MEMCACHED_SMALL_PORT:-21213}
 
 wait_port() { # host port
   for _ in $(seq 1 100); do
@@ -28,11 +31,15 @@ start() {
     memcached -d -u root -l 127.0.0.1 -p "$p" -U 0 -m 64 -P "$RUN/memcached-$p.pid"
     wait_port 127.0.0.1 "$p"
   done
+  memcached -d -u root -l 127.0.0.1 -p "$MEMCACHED_SMALL_PORT" -U 0 -m 64 -I 1k -o slab_chunk_max=512 \
+    -P "$RUN/memcached-$MEMCACHED_SMALL_PORT.pid"
+  wait_port 127.0.0.1 "$MEMCACHED_SMALL_PORT"
   cat > "$RUN/services.env" <<ENV
 export RSESSION_TEST_REDIS=redis://127.0.0.1:$REDIS_PORT
 export RSESSION_TEST_REDIS_SOCK=$RUN/redis.sock
 export RSESSION_TEST_MEMCACHED=memcached://127.0.0.1:${MEMCACHED_PORTS[0]}
 export RSESSION_TEST_MEMCACHED_2=memcached://127.0.0.1:${MEMCACHED_PORTS[1]}
+export RSESSION_TEST_MEMCACHED_SMALL=memcached://127.0.0.1:$MEMCACHED_SMALL_PORT
 ENV
 }
 
