@@ -20,6 +20,7 @@ pub mod memory;
 pub mod redis;
 mod resp;
 mod spin;
+pub mod sql;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -312,11 +313,13 @@ pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
         StoreConfig::Files { dir } => Ok(Box::new(files::FilesStore::open(dir)?)),
         StoreConfig::Redis(c) => Ok(Box::new(redis::RedisStore::open(c)?)),
         StoreConfig::Memcached(c) => Ok(Box::new(memcached::MemcachedStore::open(c)?)),
+        StoreConfig::Pgsql(c) => Ok(Box::new(sql::pgsql::open(c)?)),
+        StoreConfig::Mysql(c) => sql::mysql::open(c),
     }
 }
 
 /// Names of the stores compiled in, for phpinfo().
-pub const COMPILED_STORES: &[&str] = &["files", "redis", "memcached"];
+pub const COMPILED_STORES: &[&str] = &["files", "redis", "memcached", "pgsql", "mysql"];
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
