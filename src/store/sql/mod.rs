@@ -299,7 +299,9 @@ impl<B: Backend> Store for SqlStore<B> {
         };
         let t = self.target(id);
         let saved = self.backend.save(&t, &w);
-        if put.lock.releases() || matches!(saved, Ok(Saved::LockLost)) {
+        // The release ran with the write. On an error it may not have: the
+        // lock stays on the books for the caller's unlock.
+        if (put.lock.releases() && saved.is_ok()) || matches!(saved, Ok(Saved::LockLost)) {
             self.held.remove(id);
         }
         match saved? {
