@@ -84,6 +84,17 @@ pub enum SslMode {
     VerifyFull,
 }
 
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
 /// A PostgreSQL or MySQL/MariaDB store (`pgsql://`, `mysql://`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct SqlConfig {

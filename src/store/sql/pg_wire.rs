@@ -194,7 +194,7 @@ impl Connection {
             match answer[0] {
                 b'S' => Stream::Tls(Box::new(tls_handshake(host, tcp, config.sslmode)?)),
                 b'N' if config.sslmode == SslMode::Prefer => Stream::Tcp(tcp),
-                b'N' => return Err(protocol(format!("the server does not offer TLS (sslmode={:?})", config.sslmode))),
+                b'N' => return Err(protocol(format!("the server does not offer TLS (sslmode={})", config.sslmode.as_str()))),
                 _ => return Err(protocol("unexpected answer to the TLS request")),
             }
         };
