@@ -390,6 +390,28 @@ pub fn default_user(config: &SqlConfig, store: &'static str) -> Result<String> {
     })
 }
 
+/// The DDL of the SQL store a config names (`php/bin/rsession schema`), as
+/// statements; None for the other stores, which need none.
+pub fn schema_of(config: &crate::config::StoreConfig) -> Option<Vec<String>> {
+    use crate::config::StoreConfig;
+    match config {
+        StoreConfig::Pgsql(c) => Some(pgsql::schema(&Tables::of(c))),
+        StoreConfig::Mysql(c) => Some(mysql::schema(&Tables::of(c))),
+        _ => None,
+    }
+}
+
+/// Creates the tables a config names where missing (`rsession schema
+/// --apply`): what the store does on its first connection.
+pub fn apply_schema(config: &crate::config::StoreConfig) -> Result<()> {
+    use crate::config::StoreConfig;
+    match config {
+        StoreConfig::Pgsql(c) => pgsql::apply_schema(c),
+        StoreConfig::Mysql(c) => mysql::apply_schema(c),
+        other => Err(StoreError::Backend { store: other.store_name(), message: "has no SQL schema".into() }),
+    }
+}
+
 /// Tests both SQL stores share, against a real server.
 #[cfg(test)]
 pub(crate) mod tests {
@@ -554,6 +576,26 @@ pub(crate) mod tests {
         let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         a.save(&s, &put(Save::Write(&big), &meta(), TTL, LockUse::Release(token))).unwrap();
         assert!(read_data(&mut a, &s).as_deref() == Some(&big[..]), "{size} bytes came back changed");
+    }
+
+    /// Workers racing to create a missing table all succeed: `open`
+    /// makes a store on a table of the given name.
+    pub fn racing_workers_create_the_table_once<S: Store + 'static>(open: fn(&str) -> S, table: &str, drop: &dyn Fn(&mut S)) {
+        let workers: Vec<_> = (0..4)
+            .map(|n| {
+                let table = table.to_string();
+                std::thread::spawn(move || {
+                    let mut s = open(&table);
+                    crate::store::testing::write(&mut s, &id(&format!("race{n}")), b"x");
+                    s
+                })
+            })
+            .collect();
+        let mut stores: Vec<S> = workers.into_iter().map(|w| w.join().expect("a worker failed")).collect();
+        for n in 0..4 {
+            assert_eq!(read_data(&mut stores[0], &id(&format!("race{n}"))).as_deref(), Some(&b"x"[..]));
+        }
+        drop(&mut stores[0]);
     }
 
     pub fn down_server_is_an_error_not_a_hang(path: &str) {

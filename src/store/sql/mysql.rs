@@ -767,6 +767,19 @@ mod tests {
     }
 
     #[test]
+    fn racing_workers_create_the_table_once() {
+        let table = format!("rs_race{}", std::process::id());
+        shared::racing_workers_create_the_table_once(
+            |t| open_store(&config_at(&url(), "race", &format!("&table={t}"))),
+            &table,
+            &|s: &mut MyStore| {
+                let drop = format!("DROP TABLE `{table}`, `{table}_generation`, `{table}_holders`");
+                s.backend.run("drop", &drop, Duration::ZERO).unwrap();
+            },
+        );
+    }
+
+    #[test]
     fn the_server_closing_the_connection_costs_no_request() {
         let (mut a, mut b) = (store("restart"), store("restart"));
         crate::store::testing::write(&mut a, &id("abc"), b"x");

@@ -653,6 +653,19 @@ mod tests {
     }
 
     #[test]
+    fn racing_workers_create_the_table_once() {
+        let table = format!("rs_race{}", std::process::id());
+        shared::racing_workers_create_the_table_once(
+            |t| open(&config("race", &format!("&table={t}"))).unwrap(),
+            &table,
+            &|s: &mut PgStore| {
+                let drop = format!("DROP TABLE \"{table}\", \"{table}_generation\", \"{table}_holders\"");
+                s.backend.conn().unwrap().simple(&drop).unwrap();
+            },
+        );
+    }
+
+    #[test]
     fn the_server_restarting_costs_no_request() {
         // A closed connection is noticed before sending: terminate our own
         // backend from another connection, then use the store.
