@@ -3,7 +3,9 @@
 # `start` writes .run/services.env with their addresses for tests to source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-RUN=$PWD/.run
+# RSESSION_RUN_DIR: where data, sockets and logs go (make soak keeps its
+# own servers under .run/e2e/services).
+RUN=${RSESSION_RUN_DIR:-$PWD/.run}
 mkdir -p "$RUN"
 
 REDIS_PORT=${RSESSION_REDIS_PORT:-16379}
