@@ -13,7 +13,7 @@ MEMCACHED_PORTS=(${RSESSION_MEMCACHED_PORTS:-21211 21212})
 PG_PORT=${RSESSION_PG_PORT:-15432}
 MYSQL_PORT=${RSESSION_MYSQL_PORT:-13306}
 # The test databases' users (loopback only, throwaway data).
-SQL_USER=rsession SQL_PASSWORD=rsession-test SQL_DB=rsession_test
+SQL_USER=rs_app SQL_PASSWORD=rs-app-pw SQL_DB=rsession_test
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
 
 wait_port() { # host port
@@ -116,7 +116,11 @@ stop_mysql() {
   local pid
   pid=$(cat "$RUN/mysql.pid")
   kill "$pid" 2>/dev/null || true
-  for _ in $(seq 1 400); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  # A shutdown with many clients can take a while; the port must be free
+  # before anything starts on it again.
+  for _ in $(seq 1 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   rm -f "$RUN/mysql.pid"
 }
 

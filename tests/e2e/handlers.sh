@@ -69,10 +69,10 @@ handler_ini() {
       printf 'session.save_handler = rsession\nsession.save_path = "memcached://127.0.0.1:%s,127.0.0.1:%s?prefix=e2e_%s:"\n' \
         "$m1" "$m2" "$tag" ;;
     rsession-pgsql)
-      printf 'session.save_handler = rsession\nsession.save_path = "pgsql://rsession:rsession-test@127.0.0.1:%s/rsession_test?prefix=e2e_%s:"\n' \
+      printf 'session.save_handler = rsession\nsession.save_path = "pgsql://rs_app:rs-app-pw@127.0.0.1:%s/rsession_test?prefix=e2e_%s:"\n' \
         "$E2E_PG_PORT" "$tag" ;;
     rsession-mysql)
-      printf 'session.save_handler = rsession\nsession.save_path = "mysql://rsession:rsession-test@127.0.0.1:%s/rsession_test?prefix=e2e_%s:"\n' \
+      printf 'session.save_handler = rsession\nsession.save_path = "mysql://rs_app:rs-app-pw@127.0.0.1:%s/rsession_test?prefix=e2e_%s:"\n' \
         "$E2E_MYSQL_PORT" "$tag" ;;
     phpredis | phpredis-nolock)
       local locking=1

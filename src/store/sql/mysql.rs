@@ -757,7 +757,7 @@ mod tests {
     fn unix_socket_and_a_missing_table() {
         let sock = std::env::var("RSESSION_TEST_MYSQL_SOCK").expect("RSESSION_TEST_MYSQL_SOCK is not set: run via `make test`");
         let table = format!("rs_t{}", std::process::id());
-        let path = format!("mysql://rsession:rsession-test@/rsession_test?socket={sock}&table={table}");
+        let path = format!("mysql://rs_app:rs-app-pw@/rsession_test?socket={sock}&table={table}");
         let mut a = open_store(&config_at(&path, "sock", ""));
         crate::store::testing::write(&mut a, &id("abc"), b"x");
         let mut tcp = open_store(&config_at(&url(), "sock", &format!("&table={table}")));

@@ -21,7 +21,7 @@ $_SESSION['v'] = 'after';
 var_dump(session_write_close());
 
 $sock = getenv('RSESSION_TEST_MYSQL_SOCK');
-$url = sql_url_as('rsession:rsession-test');
+$url = sql_url_as('rs_app:rs-app-pw');
 session_save_path(preg_replace('#@[^/]*/#', '@/', $url) . "?socket=$sock&prefix=phpt-sql:oversized:" . getmypid() . ':');
 session_id('myoversized1');
 session_start(['read_and_close' => true]);

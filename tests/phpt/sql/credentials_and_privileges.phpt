@@ -25,8 +25,8 @@ $try = function (string $url) use (&$messages) {
     }
     echo $messages ? $messages[0] : 'no warning', "\n";
 };
-$try(sql_url_as('rsession:wrong-password'));
-$try(sql_url_as('rsession:rsession-test', 'no_such_db'));
+$try(sql_url_as('rs_app:wrong-password'));
+$try(sql_url_as('rs_app:rs-app-pw', 'no_such_db'));
 $try(sql_url_as('rs_readonly:readonly'));
 // The session is as the owner left it.
 session_save_path(sql_path('creds'));
