@@ -272,8 +272,12 @@ fault_restart() {
   log "fault restart ($svc) on $name"
   fpm_start "$dir" "$(handler_ini "$name" "$dir")"
   for ((i = 0; i < E2E_SESSIONS; i++)); do sids+=("$(new_sid rs)"); done
+  # A database server takes seconds to stop and start: give the load
+  # after it time enough to show the recovery.
+  local extra=0
+  [[ $svc == pgsql || $svc == mysql ]] && extra=4
   "$PY" "$E2E/load.py" --port "$E2E_PORT" --timeout 15 run \
-    --sessions "$(IFS=,; echo "${sids[*]}")" --conns 16 --duration $((3 * ph + E2E_RESTART_GRACE_S)) \
+    --sessions "$(IFS=,; echo "${sids[*]}")" --conns 16 --duration $((3 * ph + E2E_RESTART_GRACE_S + extra)) \
     --mix inc:90,ro:10 --out "$dir/load.json" &
   loadpid=$!
   local t_down t_up
