@@ -48,7 +48,7 @@ case "$STORE" in
         escapeshellarg($u["user"]), escapeshellarg($u["pass"]), escapeshellarg($argv[2]));' "$url" "$PDO_MODE" > "$OUT/pdo.env"
     source "$OUT/pdo.env"
     PEER_ARGS=(-d extension=pdo -d extension="pdo_$STORE" -d auto_prepend_file="$PWD/php/bench/pdo_session.php")
-    BENCH_PDO_CREATE=1 php -n "${PEER_ARGS[@]}" -r 'echo "";'
+    BENCH_PDO_CREATE=1 php -n -d extension=pdo -d extension="pdo_$STORE" php/bench/pdo_session.php
     PEER_PATH="unused-%s" ;;
   *) echo "unknown store $STORE" >&2; exit 2 ;;
 esac
