@@ -37,6 +37,9 @@ $sid = 'benchhandoff' . getmypid();
 // Children get this process's session settings and extensions.
 $cmd = [PHP_BINARY, '-n'];
 foreach (ini_get_all(null, false) as $k => $v) {
+    if ($k === 'session.save_handler' && $v === 'user') {
+        continue;   // a userland handler: the child's auto_prepend_file sets it
+    }
     if (str_starts_with($k, 'session.') || str_starts_with($k, 'rsession.') || str_starts_with($k, 'redis.')
         || str_starts_with($k, 'memcached.') || ($k === 'auto_prepend_file' && $v !== '')) {
         $cmd[] = '-d';

@@ -15,8 +15,12 @@ if ($kind === 'pgsql' || $kind === 'mysql') {
         if ($stat === false) continue;
         $fields = explode(' ', substr($stat, strrpos($stat, ')') + 2));
         $pid = (int) basename(dirname($f));
-        if ($pid === $root || (int) $fields[1] === $root) {
-            $ticks += (int) $fields[11] + (int) $fields[12];   // utime, stime
+        if ($pid === $root) {
+            // utime, stime, and those of its children that ended (a
+            // backend per client connection, gone when the client is)
+            $ticks += (int) $fields[11] + (int) $fields[12] + (int) $fields[13] + (int) $fields[14];
+        } elseif ((int) $fields[1] === $root) {
+            $ticks += (int) $fields[11] + (int) $fields[12];
         }
     }
     if ($root <= 0) {
