@@ -47,7 +47,7 @@ foreach (ini_get_all(null, false) as $k => $v) {
     }
 }
 foreach (get_loaded_extensions() as $ext) {
-    if (in_array($ext, ['rsession', 'redis', 'memcached', 'igbinary', 'msgpack', 'PDO', 'pdo_pgsql', 'pdo_mysql'], true)) {
+    if (in_array($ext, ['rsession', 'redis', 'memcached', 'igbinary', 'msgpack', 'PDO', 'mysqlnd', 'pdo_pgsql', 'pdo_mysql'], true)) {
         $path = $ext === 'rsession' ? getenv('RSESSION_SO') : strtolower($ext);
         $cmd[] = '-d';
         $cmd[] = "extension=$path";

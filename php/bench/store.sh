@@ -47,8 +47,12 @@ case "$STORE" in
         escapeshellarg(sprintf("%s:host=%s;port=%d;dbname=%s", $u["scheme"], $u["host"], $u["port"], ltrim($u["path"], "/"))),
         escapeshellarg($u["user"]), escapeshellarg($u["pass"]), escapeshellarg($argv[2]));' "$url" "$PDO_MODE" > "$OUT/pdo.env"
     source "$OUT/pdo.env"
-    PEER_ARGS=(-d extension=pdo -d extension="pdo_$STORE" -d auto_prepend_file="$PWD/php/bench/pdo_session.php")
-    BENCH_PDO_CREATE=1 php -n -d extension=pdo -d extension="pdo_$STORE" php/bench/pdo_session.php
+    # pdo_mysql needs mysqlnd loaded before it.
+    PDO_EXT=(-d extension=pdo)
+    [ "$STORE" = mysql ] && PDO_EXT+=(-d extension=mysqlnd)
+    PDO_EXT+=(-d extension="pdo_$STORE")
+    PEER_ARGS=("${PDO_EXT[@]}" -d auto_prepend_file="$PWD/php/bench/pdo_session.php")
+    BENCH_PDO_CREATE=1 php -n "${PDO_EXT[@]}" php/bench/pdo_session.php
     PEER_PATH="unused-%s" ;;
   *) echo "unknown store $STORE" >&2; exit 2 ;;
 esac
