@@ -29,6 +29,9 @@ use crate::store::{Result, SessionId, net};
 
 const NAME: &str = "mysql";
 const NO_TLS: &str = "the server does not offer TLS";
+/// Time allowed beyond timeout_ms for statements over many rows (gc,
+/// kill_all_sessions()): a million sessions take seconds to delete.
+const BULK: Duration = Duration::from_secs(60);
 
 /// The DDL, idempotent.
 pub fn schema(tables: &Tables) -> Vec<String> {
@@ -565,7 +568,7 @@ impl Backend for MyBackend {
             h = self.tables.holders,
             old = now_ms - HOLDER_MAX_AGE_MS,
         );
-        let sets = self.run("gc", &sql, Duration::ZERO)?;
+        let sets = self.run("gc", &sql, BULK)?;
         Ok(sets.first().map_or(0, |s| s.affected))
     }
 
@@ -622,7 +625,7 @@ impl Backend for MyBackend {
              DELETE FROM `{t}` WHERE prefix = {prefix} AND generation < (SELECT generation FROM `{g}` WHERE prefix = {prefix}); \
              COMMIT"
         );
-        match self.run("kill all sessions", &sql, Duration::ZERO) {
+        match self.run("kill all sessions", &sql, BULK) {
             Ok(sets) => Ok(sets.get(2).map_or(0, |s| s.affected) as i64),
             Err(e) => {
                 if self.conn.is_some() {

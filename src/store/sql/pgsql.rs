@@ -12,6 +12,10 @@ use crate::store::{Result, SessionId};
 
 const NAME: &str = "pgsql";
 
+/// Time allowed beyond timeout_ms for statements over many rows (gc,
+/// kill_all_sessions()): a million sessions take seconds to delete.
+const BULK: Duration = Duration::from_secs(60);
+
 /// SQLSTATE of a lock wait that ran out (lock_timeout).
 const LOCK_NOT_AVAILABLE: &str = "55P03";
 
@@ -513,7 +517,7 @@ impl Backend for PgBackend {
         let identity = format!("{}/", self.tables.sessions);
         let gc = [Param::Text(&prefix), Param::Int8(now), Param::Text(&identity)];
         let holders = [Param::Int8(now_ms - HOLDER_MAX_AGE_MS)];
-        let mut r = self.call("gc", &[(GC, &gc), (GC_HOLDERS, &holders)], Duration::ZERO)?;
+        let mut r = self.call("gc", &[(GC, &gc), (GC_HOLDERS, &holders)], BULK)?;
         let o = r.remove(0).map_err(|e| backend(&self.addr, format!("gc: {e}")))?;
         Ok(o.affected)
     }
@@ -546,7 +550,9 @@ impl Backend for PgBackend {
 
     fn kill_all(&mut self) -> Result<i64> {
         let prefix = self.prefix.clone();
-        self.count("kill all sessions", KILL_ALL, &[Param::Text(&prefix)])
+        let mut r = self.call("kill all sessions", &[(KILL_ALL, &[Param::Text(&prefix)])], BULK)?;
+        let o = r.remove(0).map_err(|e| backend(&self.addr, format!("kill all sessions: {e}")))?;
+        Ok(first_int8(&o).unwrap_or(0))
     }
 }
 
