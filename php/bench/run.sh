@@ -16,7 +16,7 @@ want() { [[ " $BENCH_STORES " == *" $1 "* ]]; }
 # (bench/results.tsv), so bench/report.md still shows every store.
 if [ "$BENCH_STORES" != "files redis memcached pgsql mysql" ] && [ -f bench/results.tsv ]; then
   while IFS=$'\t' read -r store rest; do
-    want "$store" || printf '%s\t%s\n' "$store" "$rest" >> "$OUT/results.tsv"
+    want "${store%%/*}" || printf '%s\t%s\n' "$store" "$rest" >> "$OUT/results.tsv"
   done < bench/results.tsv
   echo "$BENCH_STORES" > "$OUT/measured.txt"
 fi

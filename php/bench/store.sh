@@ -9,6 +9,10 @@ cd "$(dirname "$0")/../.."
 SO=${1:?usage: $0 librsession.so redis|memcached|pgsql|mysql [advisory|transactional]}
 STORE=${2:?usage: $0 librsession.so redis|memcached|pgsql|mysql [advisory|transactional]}
 PDO_MODE=${3:-advisory}
+# The report's row: the SQL stores get one per peer mode, so that each peer
+# is set beside rsession's figure from the same alternating runs.
+LABEL=$STORE
+[[ $STORE == pgsql || $STORE == mysql ]] && LABEL="$STORE/$PDO_MODE"
 export RSESSION_SO=$SO
 SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -82,14 +86,14 @@ for r in $(seq "$ROUNDS"); do
   peer+=("$(cycles peer "${PEER_ARGS[@]}" -d "session.save_path=\"$(peer_path "c$r")\"")")
 done
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
-record "$STORE" cycles_per_s rsession "$o"; record "$STORE" cycles_per_s "$PEER" "$p"
+record "$LABEL" cycles_per_s rsession "$o"; record "$LABEL" cycles_per_s "$PEER" "$p"
 printf '   rsession (%s): %8.0f/s\n   %-15s: %8.0f/s\n   ratio          : %8.2f\n' "$STORE" "$o" "$PEER" "$p" \
   "$(awk -v a="$o" -v b="$p" 'BEGIN {print a / b}')"
 echo "   CPU per cycle (medians): of the PHP process, and of the $STORE server"
 for who in ours peer; do
   label=$([ $who = ours ] && echo rsession || echo "$PEER")
   client_us=$(col 1 $who); server_us=$(col 2 $who)
-  record "$STORE" client_cpu_us "$label" "$client_us"; record "$STORE" server_cpu_us "$label" "$server_us"
+  record "$LABEL" client_cpu_us "$label" "$client_us"; record "$LABEL" server_cpu_us "$label" "$server_us"
   printf '   %-15s: client %6.1f µs, server %6.1f µs\n' "$label" "$client_us" "$server_us"
 done
 echo
@@ -109,7 +113,7 @@ for r in $(seq "$ROUNDS"); do
 done
 for h in rsession "$PEER"; do
   m=$(tr ' ' '\n' <<<"${means[$h]}" | grep . | median)
-  record "$STORE" handoff_mean_ms "$h" "$m"
+  record "$LABEL" handoff_mean_ms "$h" "$m"
   printf '   %-13s median of the runs'"'"' means: %7.3f ms\n' "$h" "$m"
 done
 echo
