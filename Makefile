@@ -6,7 +6,8 @@ SO        := $(CURDIR)/target/release/librsession.so
 PHP       ?= php
 DEMO_PORT ?= 8080
 PACKAGES  := php8.2-dev php8.2-cli clang libclang-dev redis-server memcached \
-             php8.2-redis php8.2-memcached openssl
+             php8.2-redis php8.2-memcached openssl postgresql mariadb-server \
+             php8.2-pgsql php8.2-mysql
 
 .PHONY: deps build test test-valgrind install deb demo bench fuzz clean
 
