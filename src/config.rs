@@ -24,6 +24,15 @@ pub enum StoreConfig {
     Memcached(MemcachedConfig),
     Pgsql(SqlConfig),
     Mysql(SqlConfig),
+    /// `CACHE | STORE`: a network cache in front of a durable store.
+    WriteThrough {
+        cache: Box<StoreConfig>,
+        store: Box<StoreConfig>,
+        /// The durable store's last access is refreshed at most this often
+        /// on reads that change nothing: its own `lazy_touch_s` (SQL), zero
+        /// for files (a local file records every access).
+        lazy_touch: Duration,
+    },
 }
 
 /// Options every network store takes in its query string.
@@ -131,6 +140,9 @@ impl StoreConfig {
         if s.contains('\0') {
             return Err(bad("contains a NUL byte"));
         }
+        if s.contains('|') {
+            return parse_write_through(s, temp_dir).map_err(|r| bad(&r));
+        }
         if let Some(rest) = s.strip_prefix("file://") {
             return files_dir(rest).map_err(|r| bad(&r));
         }
@@ -175,7 +187,20 @@ impl StoreConfig {
             StoreConfig::Redis(c) => c.net.compression,
             StoreConfig::Memcached(c) => c.net.compression,
             StoreConfig::Pgsql(c) | StoreConfig::Mysql(c) => c.net.compression,
+            // Each member compresses as its own part of the path says.
+            StoreConfig::WriteThrough { .. } => Compression::default(),
         }
+    }
+
+    /// Whether this store can be a write-through's CACHE: a network store
+    /// that other hosts share and that holds locks with a lease.
+    pub fn is_network_cache(&self) -> bool {
+        matches!(self, StoreConfig::Redis(_) | StoreConfig::Memcached(_))
+    }
+
+    /// Whether this store can be a write-through's durable STORE.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, StoreConfig::Pgsql(_) | StoreConfig::Mysql(_) | StoreConfig::Files { .. })
     }
 
     /// The name of the store this config selects, as shown to operators.
@@ -186,8 +211,45 @@ impl StoreConfig {
             StoreConfig::Memcached(_) => "memcached",
             StoreConfig::Pgsql(_) => "pgsql",
             StoreConfig::Mysql(_) => "mysql",
+            StoreConfig::WriteThrough { .. } => "write-through",
         }
     }
+}
+
+/// `CACHE | STORE`, spaces allowed around the `|`.
+fn parse_write_through(s: &str, temp_dir: &Path) -> Result<StoreConfig, String> {
+    let (cache, store) = s.split_once('|').expect("checked by the caller");
+    if store.contains('|') {
+        return Err("a write-through path has exactly one \"|\" (CACHE | STORE)".into());
+    }
+    let member = |part: &str, what: &str| -> Result<StoreConfig, String> {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(format!("the {what} side of \"|\" is empty (CACHE | STORE)"));
+        }
+        StoreConfig::parse(part, temp_dir).map_err(|e| match e {
+            ConfigError::SavePath { reason, .. } => format!("{what} {part:?}: {reason}"),
+            other => other.to_string(),
+        })
+    };
+    let (cache, store) = (member(cache, "the cache")?, member(store, "the store")?);
+    if !cache.is_network_cache() {
+        return Err(format!(
+            "the cache (left of \"|\") must be a network cache (redis://, rediss://, redis+unix://, memcached://), not {}",
+            cache.store_name()
+        ));
+    }
+    if !store.is_durable() {
+        return Err(format!(
+            "the store (right of \"|\") must be durable (pgsql://, mysql:// or a files directory), not {}",
+            store.store_name()
+        ));
+    }
+    let lazy_touch = match &store {
+        StoreConfig::Pgsql(c) | StoreConfig::Mysql(c) => c.lazy_touch,
+        _ => Duration::ZERO,
+    };
+    Ok(StoreConfig::WriteThrough { cache: Box::new(cache), store: Box::new(store), lazy_touch })
 }
 
 /// A directory, optionally with `?compress=…&compress_min=…` (a `?` that is
@@ -649,6 +711,33 @@ mod tests {
             "redis://h%zz",
         ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn write_through_paths() {
+        let p = parse("memcached://127.0.0.1:11211 | pgsql://app@127.0.0.1/app?lazy_touch_s=30&compress=zstd").unwrap();
+        let StoreConfig::WriteThrough { cache, store, lazy_touch } = p else { panic!("{p:?}") };
+        assert!(matches!(*cache, StoreConfig::Memcached(_)));
+        assert_eq!(store.compression().algorithm, Some(Algorithm::Zstd), "compression is per member");
+        assert_eq!(lazy_touch, Duration::from_secs(30), "the SQL member's lazy_touch_s");
+        let p = parse("redis://h|/var/lib/s").unwrap();
+        assert!(matches!(p, StoreConfig::WriteThrough { lazy_touch: Duration::ZERO, .. }), "files records every access");
+        let p = parse("redis://h | mysql://u@h/d").unwrap();
+        assert!(matches!(p, StoreConfig::WriteThrough { lazy_touch: DEFAULT_LAZY_TOUCH, .. }));
+        for (bad, says) in [
+            ("redis://h | pgsql://h/d | mysql://h/d", "exactly one"),
+            (" | pgsql://h/d", "cache side"),
+            ("redis://h | ", "store side"),
+            ("pgsql://h/d | redis://h", "must be a network cache"),
+            ("/tmp/x | pgsql://h/d", "must be a network cache"),
+            ("redis://h | memcached://h", "must be durable"),
+            ("redis://h?lazy_touch_s=3 | pgsql://h/d", "lazy_touch_s"),
+            ("redis://h | pgsql://h/d?lazy_touch_s=x", "lazy_touch_s"),
+            ("memcached://h | ftp://x", "unknown scheme"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.starts_with("save_path"), "{bad}: {e}");
         }
     }
 
