@@ -477,7 +477,8 @@ pub(crate) mod testing {
             assert!(!a.exists(&id(s)).unwrap(), "{s} still exists");
         }
         assert!(a.user_sessions("dave").unwrap().is_empty());
-        assert!(matches!(a.lock_and_read(&id("s3"), &req(0, 5000)).unwrap(), Locked::Acquired { record: None, .. }));
+        let got = a.lock_and_read(&id("s3"), &req(0, 5000)).unwrap();
+        assert!(matches!(got, Locked::Acquired { record: None, .. }), "{got:?} {:?}", a.take_warnings());
         write_for(b.as_mut(), &id("s8"), "dave", b"8");
         assert_eq!(read_data(a.as_mut(), &id("s8")).as_deref(), Some(&b"8"[..]));
         assert_eq!(ids(a.user_sessions("dave").unwrap()), ["s8"]);

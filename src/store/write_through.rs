@@ -166,16 +166,18 @@ impl WriteThrough {
         }
     }
 
-    /// Frees a cache lock after a failure (best effort).
+    /// Frees a cache lock the save was to release, after a failure (best
+    /// effort); a kept one stays for the caller's unlock.
     fn free_cache_lock(&mut self, id: &SessionId, lock: LockUse) {
-        if let Some(token) = lock.token() {
+        if let LockUse::Release(token) = lock {
             let _ = self.cache.unlock(id, token);
         }
     }
 
     /// Copies a session the store returned into the cache, under `lock`
-    /// (the cache's). False if the cache could not take it.
-    fn refill(&mut self, id: &SessionId, record: &Record, lock: LockUse) -> Result<bool> {
+    /// (the cache's); the generation it stamped, None if it could not take
+    /// it.
+    fn refill(&mut self, id: &SessionId, record: &Record, lock: LockUse) -> Result<Option<u64>> {
         let meta = Meta { durable_at: 0, ..record.meta.clone() };
         let put = Put {
             what: Save::Write(&record.data),
@@ -187,13 +189,13 @@ impl WriteThrough {
             expect_version: None,
         };
         match self.cache.save(id, &put) {
-            Ok(_) => Ok(true),
+            Ok(g) => Ok(Some(g)),
             Err(e) if unreachable(&e) => {
                 self.cache_failed(&e);
                 Err(e)
             }
             // Too large for the cache, say: the store serves it.
-            Err(_) => Ok(false),
+            Err(_) => Ok(None),
         }
     }
 
@@ -308,17 +310,25 @@ impl WriteThrough {
         // A store access recorded under our lock: the cache's copy says when.
         let rewrite = due.then(|| self.held.get(id).filter(|_| member == Some(Member::Cache)).map(|h| h.data.clone())).flatten();
         let meta = Meta { durable_at: now, ..put.meta.clone() };
-        // The cache is written as a copy (existed: false): the store judged
-        // kills, and the metadata's generation may be the store's.
+        // A rewrite is a copy (existed: false): the store judged kills.
         let cached = match &rewrite {
             Some(data) => self.cache.save(id, &Put { what: Save::Write(data), meta: &meta, lock: cache_lock, existed: false, ..*put }),
-            None => self.cache.save(id, &Put { lock: cache_lock, existed: false, ..*put }),
+            None => self.cache.save(id, &Put { lock: cache_lock, ..*put }),
         };
         match cached {
             Ok(g) => {
                 self.cache_answered();
                 self.after_save(id, put.lock, None);
                 Ok(g)
+            }
+            Err(StoreError::Killed) if !due => {
+                // Killed, or only evicted: the store, the truth, says which.
+                self.cache_answered();
+                self.free_cache_lock(id, cache_lock);
+                if put.lock.releases() {
+                    self.held.remove(id);
+                }
+                self.store.save(id, &Put { lock: LockUse::Unlocked, expect_version: Some(put.meta.version), ..*put })
             }
             Err(e) => {
                 if unreachable(&e) {
@@ -376,11 +386,17 @@ impl Store for WriteThrough {
                         return Err(e);
                     }
                 };
-                if let Some(r) = &from_store {
-                    if self.refill(id, r, LockUse::Keep(token)).is_err() {
-                        // The cache went away under us: take the store's lock.
-                        let _ = self.cache.unlock(id, token);
-                        return self.lock_in_store(id, req);
+                let mut from_store = from_store;
+                if let Some(r) = &mut from_store {
+                    match self.refill(id, r, LockUse::Keep(token)) {
+                        // The generation the cache stamped: what it checks.
+                        Ok(Some(g)) => r.meta.generation = g,
+                        Ok(None) => {}
+                        Err(_) => {
+                            // The cache went away under us: take the store's lock.
+                            let _ = self.cache.unlock(id, token);
+                            return self.lock_in_store(id, req);
+                        }
                     }
                 }
                 from_store
@@ -543,5 +559,140 @@ impl Registry for WriteThrough {
             }
         }
         Ok(killed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::store::testing::{TTL, id, meta, put, read_data, registry_contract, req};
+
+    fn env(name: &str) -> String {
+        std::env::var(name).unwrap_or_else(|_| panic!("{name} is not set: run the store tests via `make test`"))
+    }
+
+    /// A write-through on the test servers, its own prefix in both members.
+    fn open(cache: &str, store: &str, prefix: &str) -> WriteThrough {
+        let members = format!("{}-{}", &cache[13..], store.trim_start_matches("RSESSION_TEST_"));
+        let p = format!("wt:{prefix}:{members}:{}:", std::process::id());
+        let path = format!("{}?prefix={p} | {}", env(cache), if store == "files" {
+            let dir = std::env::temp_dir().join(format!("rs-wt-{prefix}-{members}-{}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            dir.display().to_string()
+        } else {
+            format!("{}?prefix={p}", env(store))
+        });
+        let StoreConfig::WriteThrough { cache, store, lazy_touch } = StoreConfig::parse(&path, std::path::Path::new("/tmp")).unwrap() else {
+            panic!()
+        };
+        WriteThrough::new(crate::store::open(&cache).unwrap(), crate::store::open(&store).unwrap(), lazy_touch)
+    }
+
+    #[test]
+    fn registry_memcached_pgsql() {
+        registry_contract(&|| Box::new(open("RSESSION_TEST_MEMCACHED", "RSESSION_TEST_PGSQL", "reg")));
+    }
+
+    #[test]
+    fn registry_redis_mysql() {
+        registry_contract(&|| Box::new(open("RSESSION_TEST_REDIS", "RSESSION_TEST_MYSQL", "reg")));
+    }
+
+    #[test]
+    fn registry_redis_files() {
+        registry_contract(&|| Box::new(open("RSESSION_TEST_REDIS", "files", "reg")));
+    }
+
+    /// A holder whose cache lock was lost (deleted behind its back) while
+    /// another request took it and wrote: the old holder's write is refused
+    /// by the store, which keeps the newer data, and the cache holds what
+    /// the store holds.
+    fn lost_lock_write_is_refused(cache: &str, store: &str, prefix: &str, unfenced: bool) {
+        let (mut a, mut b) = (open(cache, store, prefix), open(cache, store, prefix));
+        a.unfenced = unfenced;
+        let s = id("lost");
+        let Locked::Acquired { token: t0, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Release(t0))).unwrap();
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        assert_eq!(rec.meta.version, 1);
+        // The cache loses the lock and the entry (an eviction, a restart).
+        a.cache.unlock(&s, token).unwrap();
+        a.cache.destroy(&s).unwrap();
+        let Locked::Acquired { token: t2, record: Some(theirs) } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else {
+            panic!("the lock must be free")
+        };
+        assert_eq!(theirs.data, b"v1", "refilled from the store");
+        let p = Put { existed: true, ..put(Save::Write(b"theirs"), &theirs.meta, TTL, LockUse::Release(t2)) };
+        b.save(&s, &p).unwrap();
+        let p = Put { existed: true, ..put(Save::Write(b"mine"), &rec.meta, TTL, LockUse::Release(token)) };
+        let mine = a.save(&s, &p);
+        assert!(matches!(mine, Err(StoreError::LockLost)), "the old holder wrote: {mine:?}");
+        assert_eq!(read_data(a.store.as_mut(), &s).as_deref(), Some(&b"theirs"[..]), "the store");
+        assert_ne!(read_data(a.cache.as_mut(), &s).as_deref(), Some(&b"mine"[..]), "the cache");
+        assert_eq!(read_data(&mut b, &s).as_deref(), Some(&b"theirs"[..]));
+    }
+
+    #[test]
+    fn lost_lock_write_is_refused_memcached_pgsql() {
+        lost_lock_write_is_refused("RSESSION_TEST_MEMCACHED", "RSESSION_TEST_PGSQL", "lost", false);
+    }
+
+    #[test]
+    fn lost_lock_write_is_refused_redis_mysql() {
+        lost_lock_write_is_refused("RSESSION_TEST_REDIS", "RSESSION_TEST_MYSQL", "lost", false);
+    }
+
+    #[test]
+    fn lost_lock_write_is_refused_redis_files() {
+        lost_lock_write_is_refused("RSESSION_TEST_REDIS", "files", "lost", false);
+    }
+
+    /// The test above fails without the fence: it tests the fence.
+    #[test]
+    fn without_the_fence_the_lost_lock_overwrites() {
+        let r = std::panic::catch_unwind(|| lost_lock_write_is_refused("RSESSION_TEST_MEMCACHED", "RSESSION_TEST_PGSQL", "nofence", true));
+        assert!(r.is_err(), "the lost-lock test passed without the version fence");
+    }
+
+    /// Read-mostly traffic: one store write per data change, touches of the
+    /// store at most once per lazy window, hits from the cache.
+    #[test]
+    fn unchanged_saves_leave_the_store_alone() {
+        let mut a = open("RSESSION_TEST_MEMCACHED", "RSESSION_TEST_PGSQL", "lazy");
+        let s = id("lazy");
+        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        a.save(&s, &put(Save::Write(b"x"), &meta(), TTL, LockUse::Release(token))).unwrap();
+        let skipped = STATS.store_writes_skipped.load(std::sync::atomic::Ordering::Relaxed);
+        for _ in 0..5 {
+            let Locked::Acquired { token, record: Some(r) } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+            assert!(r.meta.durable_at > 0, "read from the cache's copy");
+            a.save(&s, &Put { existed: true, ..put(Save::Touch, &r.meta, TTL, LockUse::Release(token)) }).unwrap();
+        }
+        assert!(STATS.store_writes_skipped.load(std::sync::atomic::Ordering::Relaxed) >= skipped + 5);
+    }
+
+    /// The cache down: reads, locks and writes go to the store, with one
+    /// warning; ids written meanwhile are dropped from the cache when it
+    /// answers again, so it never serves the older copy.
+    #[test]
+    fn a_cache_outage_falls_back_to_the_store_and_never_serves_stale_data() {
+        let mut a = open("RSESSION_TEST_MEMCACHED", "RSESSION_TEST_PGSQL", "outage");
+        let s = id("out");
+        crate::store::testing::write(&mut a, &s, b"old");
+        // Swap in a cache that cannot be reached, as an outage does.
+        let down = StoreConfig::parse("memcached://127.0.0.1:1?connect_timeout_ms=100", std::path::Path::new("/tmp")).unwrap();
+        let real = std::mem::replace(&mut a.cache, crate::store::open(&down).unwrap());
+        for n in 0..3 {
+            let Locked::Acquired { token, record: Some(r) } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+            let data = format!("new{n}");
+            a.save(&s, &Put { existed: true, ..put(Save::Write(data.as_bytes()), &r.meta, TTL, LockUse::Release(token)) }).unwrap();
+        }
+        let w = a.take_warnings();
+        assert_eq!(w.iter().filter(|w| w.contains("does not answer")).count(), 1, "{w:?}");
+        a.cache = real;
+        a.failed_at = Some(Instant::now() - RETRY_AFTER);
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"new2"[..]), "the cache served its older copy");
+        assert!(a.take_warnings().is_empty());
     }
 }
