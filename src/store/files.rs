@@ -519,8 +519,10 @@ impl FilesStore {
         let generation = self.current_generation()?;
         match stored {
             None if put.existed => return Err(StoreError::Killed),
-            None if version != 0 => return Err(StoreError::LockLost),
             None => {}
+            // A new session that someone else created meanwhile.
+            Some(m) if !put.existed && m.generation >= generation => return Err(StoreError::LockLost),
+            Some(_) if !put.existed => {}
             Some(m) if put.existed && (m.generation < generation || m.incarnation != put.meta.incarnation) => {
                 return Err(StoreError::Killed);
             }

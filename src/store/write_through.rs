@@ -231,7 +231,9 @@ impl WriteThrough {
     fn write(&mut self, id: &SessionId, put: &Put<'_>, data: &[u8], member: Option<Member>) -> Result<u64> {
         let now = now_secs();
         let meta = Meta { version: put.meta.version + 1, durable_at: now, ..put.meta.clone() };
-        let fence = put.existed.then_some(put.meta.version);
+        // Over the version read; a new session under a lock: over none (0:
+        // another request creating it meanwhile had our lock).
+        let fence = if put.existed { Some(put.meta.version) } else { put.lock.token().map(|_| 0) };
         #[cfg(test)]
         let fence = fence.filter(|_| !self.unfenced);
         let store_lock = if member == Some(Member::Store) { put.lock } else { LockUse::Unlocked };

@@ -127,7 +127,8 @@ pub struct RowWrite<'a> {
     /// The incarnation the session had when read (it existed).
     pub fence: Option<i64>,
     /// Write-through: the version the row must still have (see
-    /// [`Put::expect_version`]); the row is written with `meta.version`.
+    /// [`Put::expect_version`]; for a new session: no live row at all); the
+    /// row is written with `meta.version`.
     pub expect_version: Option<i64>,
     /// Saved under our lock (MySQL also checks it on the server).
     pub locked: bool,
@@ -308,7 +309,7 @@ impl<B: Backend> Store for SqlStore<B> {
             expires_at: (timeout > 0).then(|| now + timeout + window),
             touch_before: now - window,
             fence: put.existed.then_some(put.meta.incarnation as i64),
-            expect_version: put.expect_version.filter(|_| put.existed).map(|v| v as i64),
+            expect_version: put.expect_version.map(|v| v as i64),
             locked: put.lock.token().is_some(),
             release: put.lock.releases(),
         };

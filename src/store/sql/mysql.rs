@@ -498,6 +498,25 @@ impl Backend for MyBackend {
                              WHERE prefix = {prefix} AND id = {id} AND incarnation = {incarnation} AND generation >= {current}{lock_cond}{fenced}"
                         );
                     }
+                    None if w.expect_version.is_some() => {
+                        // Write-through's new session: only if no live one
+                        // exists (another request created it meanwhile: a
+                        // lost lock); one a kill_all ended is replaced.
+                        let incarnation = m.incarnation as i64;
+                        let _ = write!(
+                            sql,
+                            "DELETE FROM `{tb}` WHERE prefix = {prefix} AND id = {id} AND generation < {current}; \
+                             INSERT IGNORE INTO `{tb}` (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
+                             first_ip, last_ip, expires_at, incarnation, version, generation) SELECT {prefix}, {id}, "
+                        );
+                        hex(&mut sql, data);
+                        let where_lock = if w.locked { format!(" WHERE {ours}") } else { String::new() };
+                        let _ = write!(
+                            sql,
+                            ", {user}, {created}, {now}, {timeout}, {timeout_set}, {first_ip}, {last_ip}, {expires}, \
+                             {incarnation}, {version}, {current} FROM DUAL{where_lock}"
+                        );
+                    }
                     None => {
                         let incarnation = m.incarnation as i64;
                         let _ = write!(
@@ -548,6 +567,10 @@ impl Backend for MyBackend {
             let _ = write!(sql, "; DO RELEASE_LOCK('{name}')");
         }
         let sets = self.run("write", &sql, Duration::ZERO)?;
+        if w.data.is_some() && w.fence.is_none() && w.expect_version.is_some() {
+            // DELETE, INSERT IGNORE[, lock check]: nothing inserted = taken.
+            return Ok(if sets.get(1).map_or(0, |s| s.affected) > 0 { Saved::Done } else { Saved::LockLost });
+        }
         if sets.first().map_or(0, |s| s.affected) > 0 {
             return Ok(Saved::Done);
         }

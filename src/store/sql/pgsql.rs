@@ -63,6 +63,7 @@ const KILL_USER: usize = 15;
 const KILL_ALL: usize = 16;
 const TABLES_EXIST: usize = 17;
 const UPDATE_FENCED: usize = 18;
+const INSERT_FENCED: usize = 19;
 
 const ROW: &str = "s.data, s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, s.incarnation, s.generation, s.version";
 const WRITE_TYPES: &[u32] = &[TEXT, TEXT, BYTEA, BYTEA, INT8, INT8, INT8, BOOL, BYTEA, BYTEA, INT8, INT8, INT8];
@@ -208,6 +209,21 @@ fn statements(tables: &Tables) -> Vec<Statement> {
                  AND s.incarnation = $12 AND s.generation >= {current})"
             ),
             FENCED_TYPES,
+        ),
+        // Write-through's new session: only if no live one exists (another
+        // request created it meanwhile: a lost lock), else nothing.
+        st(
+            format!(
+                "INSERT INTO \"{t}\" AS s (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
+                 first_ip, last_ip, expires_at, incarnation, version, generation) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {current}) \
+                 ON CONFLICT (prefix, id) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
+                 created = EXCLUDED.created, last_access = EXCLUDED.last_access, timeout = EXCLUDED.timeout, \
+                 timeout_set = EXCLUDED.timeout_set, first_ip = EXCLUDED.first_ip, last_ip = EXCLUDED.last_ip, \
+                 expires_at = EXCLUDED.expires_at, version = EXCLUDED.version, incarnation = EXCLUDED.incarnation, \
+                 generation = EXCLUDED.generation WHERE s.generation < EXCLUDED.generation"
+            ),
+            WRITE_TYPES,
         ),
     ]
 }
@@ -499,7 +515,8 @@ impl Backend for PgBackend {
                 match (w.fence, w.expect_version) {
                     (Some(_), Some(_)) => (UPDATE_FENCED, &write[..]),
                     (Some(_), None) => (UPDATE, &write[..13]),
-                    (None, _) => (UPSERT, &write[..13]),
+                    (None, Some(_)) => (INSERT_FENCED, &write[..13]),
+                    (None, None) => (UPSERT, &write[..13]),
                 }
             }
             None => {
@@ -530,6 +547,9 @@ impl Backend for PgBackend {
                 Some((_, 1..)) => Saved::LockLost,
                 _ => Saved::Killed,
             });
+        }
+        if stmt == INSERT_FENCED {
+            return Ok(if o.affected > 0 { Saved::Done } else { Saved::LockLost });
         }
         let alive = if stmt == TOUCH { first_int8(&o).unwrap_or(0) > 0 } else { o.affected > 0 };
         Ok(if alive { Saved::Done } else { Saved::Killed })
