@@ -9,7 +9,7 @@ $port = 21296;
 $pid = start_private_memcached($port);
 [$path, $store] = wt_paths('flush', $port);
 $dir = fresh_dir('wt-flush');
-$children = start_incrementers($path, 'wtflush1', 8, 40, $dir);
+$children = start_incrementers($path, 'wtflush1', 8, 40, $dir, [], 3000);
 $flushes = 0;
 // Flush while they run: every flush drops the locks and sessions the cache
 // held; the store and the version fence must keep every increment.
