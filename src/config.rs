@@ -527,6 +527,8 @@ pub struct Settings {
     pub lock_ttl: Duration,
     pub lock_failure: LockFailure,
     pub read_only: bool,
+    /// Longest busy wait for a store's reply before sleeping (zero: none).
+    pub spin: Duration,
 }
 
 impl Default for Settings {
@@ -537,12 +539,13 @@ impl Default for Settings {
             lock_ttl: Duration::from_millis(10_000),
             lock_failure: LockFailure::Fail,
             read_only: false,
+            spin: crate::store::spin::DEFAULT_SPIN,
         }
     }
 }
 
 /// The setting names, without the `rsession.` INI prefix.
-pub const SETTING_NAMES: [&str; 5] = ["locking", "lock_wait_ms", "lock_ttl_ms", "lock_failure", "read_only"];
+pub const SETTING_NAMES: [&str; 6] = ["locking", "lock_wait_ms", "lock_ttl_ms", "lock_failure", "read_only", "spin_us"];
 
 impl Settings {
     /// Sets one setting from its text form (as INI or an option gives it).
@@ -567,6 +570,14 @@ impl Settings {
                     .filter(|n| (100..=86_400_000).contains(n))
                     .map(Duration::from_millis)
                     .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (100 to 86400000)")))?
+            }
+            "spin_us" => {
+                self.spin = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 10_000)
+                    .map(Duration::from_micros)
+                    .ok_or_else(|| bad(format!("{v:?} is not a number of microseconds (0 to 10000)")))?
             }
             "lock_failure" => {
                 self.lock_failure = match v.to_ascii_lowercase().as_str() {

@@ -14,6 +14,10 @@ pub struct Stats {
     /// Lease renewals of held locks that failed (the store did not answer,
     /// or the renewer panicked): each one risks the lock running out.
     pub lease_renewal_failures: AtomicU64,
+    /// Waits for a store's reply that spun before sleeping, and how many of
+    /// them found the reply within the spin (`rsession.spin_us`).
+    pub reply_spins: AtomicU64,
+    pub reply_spin_hits: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -25,6 +29,8 @@ pub static STATS: Stats = Stats {
     lock_timeouts: AtomicU64::new(0),
     store_errors: AtomicU64::new(0),
     lease_renewal_failures: AtomicU64::new(0),
+    reply_spins: AtomicU64::new(0),
+    reply_spin_hits: AtomicU64::new(0),
 };
 
 impl Stats {
@@ -39,6 +45,8 @@ impl Stats {
             ("lock_timeouts", get(&self.lock_timeouts)),
             ("store_errors", get(&self.store_errors)),
             ("lease_renewal_failures", get(&self.lease_renewal_failures)),
+            ("reply_spins", get(&self.reply_spins)),
+            ("reply_spin_hits", get(&self.reply_spin_hits)),
         ]
     }
 }
