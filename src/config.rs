@@ -555,30 +555,9 @@ impl Settings {
         match name {
             "locking" => self.locking = parse_bool(v).ok_or_else(|| bad(format!("{v:?} is not a boolean")))?,
             "read_only" => self.read_only = parse_bool(v).ok_or_else(|| bad(format!("{v:?} is not a boolean")))?,
-            "lock_wait_ms" => {
-                self.lock_wait = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= 86_400_000)
-                    .map(Duration::from_millis)
-                    .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (0 to 86400000)")))?
-            }
-            "lock_ttl_ms" => {
-                self.lock_ttl = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (100..=86_400_000).contains(n))
-                    .map(Duration::from_millis)
-                    .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (100 to 86400000)")))?
-            }
-            "spin_us" => {
-                self.spin = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= 10_000)
-                    .map(Duration::from_micros)
-                    .ok_or_else(|| bad(format!("{v:?} is not a number of microseconds (0 to 10000)")))?
-            }
+            "lock_wait_ms" => self.lock_wait = Duration::from_millis(in_range(v, 0..=86_400_000, "milliseconds").map_err(bad)?),
+            "lock_ttl_ms" => self.lock_ttl = Duration::from_millis(in_range(v, 100..=86_400_000, "milliseconds").map_err(bad)?),
+            "spin_us" => self.spin = Duration::from_micros(in_range(v, 0..=10_000, "microseconds").map_err(bad)?),
             "lock_failure" => {
                 self.lock_failure = match v.to_ascii_lowercase().as_str() {
                     "fail" => LockFailure::Fail,
@@ -590,6 +569,14 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A whole number within `range`, or why not (`unit` names what it counts).
+fn in_range(v: &str, range: std::ops::RangeInclusive<u64>, unit: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| format!("{v:?} is not a number of {unit} ({} to {})", range.start(), range.end()))
 }
 
 /// PHP's INI boolean spellings.
