@@ -589,6 +589,8 @@ pub struct Settings {
     pub lock_ttl: Duration,
     pub lock_failure: LockFailure,
     pub read_only: bool,
+    /// Longest busy wait for a store's reply before sleeping (zero: none).
+    pub spin: Duration,
 }
 
 impl Default for Settings {
@@ -599,12 +601,13 @@ impl Default for Settings {
             lock_ttl: Duration::from_millis(10_000),
             lock_failure: LockFailure::Fail,
             read_only: false,
+            spin: crate::store::spin::DEFAULT_SPIN,
         }
     }
 }
 
 /// The setting names, without the `rsession.` INI prefix.
-pub const SETTING_NAMES: [&str; 5] = ["locking", "lock_wait_ms", "lock_ttl_ms", "lock_failure", "read_only"];
+pub const SETTING_NAMES: [&str; 6] = ["locking", "lock_wait_ms", "lock_ttl_ms", "lock_failure", "read_only", "spin_us"];
 
 impl Settings {
     /// Sets one setting from its text form (as INI or an option gives it).
@@ -614,22 +617,9 @@ impl Settings {
         match name {
             "locking" => self.locking = parse_bool(v).ok_or_else(|| bad(format!("{v:?} is not a boolean")))?,
             "read_only" => self.read_only = parse_bool(v).ok_or_else(|| bad(format!("{v:?} is not a boolean")))?,
-            "lock_wait_ms" => {
-                self.lock_wait = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= 86_400_000)
-                    .map(Duration::from_millis)
-                    .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (0 to 86400000)")))?
-            }
-            "lock_ttl_ms" => {
-                self.lock_ttl = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (100..=86_400_000).contains(n))
-                    .map(Duration::from_millis)
-                    .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (100 to 86400000)")))?
-            }
+            "lock_wait_ms" => self.lock_wait = Duration::from_millis(in_range(v, 0..=86_400_000, "milliseconds").map_err(bad)?),
+            "lock_ttl_ms" => self.lock_ttl = Duration::from_millis(in_range(v, 100..=86_400_000, "milliseconds").map_err(bad)?),
+            "spin_us" => self.spin = Duration::from_micros(in_range(v, 0..=10_000, "microseconds").map_err(bad)?),
             "lock_failure" => {
                 self.lock_failure = match v.to_ascii_lowercase().as_str() {
                     "fail" => LockFailure::Fail,
@@ -641,6 +631,14 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A whole number within `range`, or why not (`unit` names what it counts).
+fn in_range(v: &str, range: std::ops::RangeInclusive<u64>, unit: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| format!("{v:?} is not a number of {unit} ({} to {})", range.start(), range.end()))
 }
 
 /// PHP's INI boolean spellings.

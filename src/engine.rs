@@ -263,6 +263,7 @@ impl Engine {
     }
 
     fn with_store(config: StoreConfig, store: SharedStore, settings: Settings, origin: Origin) -> Engine {
+        crate::store::spin::set_limit(settings.spin);
         Engine { config, store, pid: std::process::id(), settings, origin, active: None, notices: Vec::new() }
     }
 

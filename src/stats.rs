@@ -20,6 +20,10 @@ pub struct Stats {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub store_writes_skipped: AtomicU64,
+    /// Waits for a store's reply that spun before sleeping, and how many of
+    /// them found the reply within the spin (`rsession.spin_us`).
+    pub reply_spins: AtomicU64,
+    pub reply_spin_hits: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -34,6 +38,8 @@ pub static STATS: Stats = Stats {
     cache_hits: AtomicU64::new(0),
     cache_misses: AtomicU64::new(0),
     store_writes_skipped: AtomicU64::new(0),
+    reply_spins: AtomicU64::new(0),
+    reply_spin_hits: AtomicU64::new(0),
 };
 
 impl Stats {
@@ -51,6 +57,8 @@ impl Stats {
             ("cache_hits", get(&self.cache_hits)),
             ("cache_misses", get(&self.cache_misses)),
             ("store_writes_skipped", get(&self.store_writes_skipped)),
+            ("reply_spins", get(&self.reply_spins)),
+            ("reply_spin_hits", get(&self.reply_spin_hits)),
         ]
     }
 }

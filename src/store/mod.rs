@@ -20,7 +20,7 @@ pub mod memcached;
 pub mod memory;
 pub mod redis;
 mod resp;
-mod spin;
+pub mod spin;
 pub mod sql;
 pub mod write_through;
 
