@@ -36,14 +36,15 @@ http {
   proxy_temp_path $OUT/nginx/tmp/proxy;
   uwsgi_temp_path $OUT/nginx/tmp/uwsgi;
   scgi_temp_path $OUT/nginx/tmp/scgi;
-  upstream fpm { server unix:$OUT/fpm.sock; keepalive 64; }
+  # No keep-alive to php-fpm: a kept connection pins its fpm worker, and
+  # requests queued behind it wait seconds (p99) while other workers idle.
+  upstream fpm { server unix:$OUT/fpm.sock; }
   server {
     listen 127.0.0.1:$PORT;
     root $ROOT/php/bench/fpm;
     location ~ \.php\$ {
       include /etc/nginx/fastcgi_params;
       fastcgi_param SCRIPT_FILENAME \$document_root\$fastcgi_script_name;
-      fastcgi_keep_conn on;
       fastcgi_pass fpm;
     }
   }
