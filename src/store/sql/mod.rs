@@ -442,6 +442,45 @@ pub(crate) mod tests {
     /// A store on the test server, with its own prefix.
     pub type Open<'a, S> = &'a dyn Fn(&str) -> S;
 
+    /// The tests every SQL store runs as they are, given its `store(prefix)`.
+    macro_rules! shared_sql_tests {
+        ($store:ident) => {
+            #[test]
+            fn registry() {
+                crate::store::testing::registry_contract(&|| Box::new($store("registry")));
+            }
+            #[test]
+            fn lock_write_release_and_holder() {
+                crate::store::sql::tests::lock_write_release_and_holder(&$store);
+            }
+            #[test]
+            fn waiter_is_woken_at_release() {
+                crate::store::sql::tests::waiter_is_woken_at_release(&$store, || $store("wake"));
+            }
+            #[test]
+            fn zero_wait_fails_at_once_and_waits_are_bounded() {
+                crate::store::sql::tests::zero_wait_fails_at_once_and_waits_are_bounded(&$store);
+            }
+            #[test]
+            fn a_held_lock_is_not_granted_again_to_its_own_process() {
+                crate::store::sql::tests::a_held_lock_is_not_granted_again_to_its_own_process(&$store);
+            }
+            #[test]
+            fn a_short_timeout_is_not_stretched_by_the_window() {
+                crate::store::sql::tests::a_short_timeout_is_not_stretched_by_the_window(&$store);
+            }
+            #[test]
+            fn gc_removes_expired_unlocked_sessions_and_counts_them() {
+                crate::store::sql::tests::gc_removes_expired_unlocked_sessions_and_counts_them(&$store);
+            }
+            #[test]
+            fn hostile_ids_and_user_names_are_data() {
+                crate::store::sql::tests::hostile_ids_and_user_names_are_data(&$store);
+            }
+        };
+    }
+    pub(crate) use shared_sql_tests;
+
     pub fn lock_write_release_and_holder<S: Store>(open: Open<S>) {
         let (mut a, mut b) = (open("lwr"), open("lwr"));
         let s = id("abc");

@@ -710,7 +710,7 @@ mod tests {
     use super::*;
     use crate::config::StoreConfig;
     use crate::store::sql::tests as shared;
-    use crate::store::testing::{TTL, id, meta, put, read_data, registry_contract, req};
+    use crate::store::testing::{TTL, id, meta, put, read_data, req};
     use crate::store::{LockUse, Locked, Save, Store};
     use std::path::Path;
 
@@ -730,33 +730,10 @@ mod tests {
         open_store(&config_at(&url(), prefix, ""))
     }
 
+    crate::store::sql::tests::shared_sql_tests!(store);
+
     fn connection_id(s: &mut MyStore) -> u32 {
         s.backend.conn().unwrap().id
-    }
-
-    #[test]
-    fn registry() {
-        registry_contract(&|| Box::new(store("registry")));
-    }
-
-    #[test]
-    fn lock_write_release_and_holder() {
-        shared::lock_write_release_and_holder(&store);
-    }
-
-    #[test]
-    fn waiter_is_woken_at_release() {
-        shared::waiter_is_woken_at_release(&store, || store("wake"));
-    }
-
-    #[test]
-    fn zero_wait_fails_at_once_and_waits_are_bounded() {
-        shared::zero_wait_fails_at_once_and_waits_are_bounded(&store);
-    }
-
-    #[test]
-    fn a_held_lock_is_not_granted_again_to_its_own_process() {
-        shared::a_held_lock_is_not_granted_again_to_its_own_process(&store);
     }
 
     #[test]
@@ -774,21 +751,6 @@ mod tests {
             let prefix = s.backend.prefix.clone();
             s.backend.read(&Target::new("rsession_sessions", &prefix, sid)).unwrap().unwrap().last_access
         });
-    }
-
-    #[test]
-    fn a_short_timeout_is_not_stretched_by_the_window() {
-        shared::a_short_timeout_is_not_stretched_by_the_window(&store);
-    }
-
-    #[test]
-    fn gc_removes_expired_unlocked_sessions_and_counts_them() {
-        shared::gc_removes_expired_unlocked_sessions_and_counts_them(&store);
-    }
-
-    #[test]
-    fn hostile_ids_and_user_names_are_data() {
-        shared::hostile_ids_and_user_names_are_data(&store);
     }
 
     #[test]

@@ -619,7 +619,7 @@ mod tests {
     use super::*;
     use crate::config::StoreConfig;
     use crate::store::sql::tests as shared;
-    use crate::store::testing::{id, registry_contract};
+    use crate::store::testing::id;
     use crate::store::{Locked, Store};
     use std::path::Path;
 
@@ -638,30 +638,7 @@ mod tests {
         open(&config(prefix, "")).unwrap()
     }
 
-    #[test]
-    fn registry() {
-        registry_contract(&|| Box::new(store("registry")));
-    }
-
-    #[test]
-    fn lock_write_release_and_holder() {
-        shared::lock_write_release_and_holder(&store);
-    }
-
-    #[test]
-    fn waiter_is_woken_at_release() {
-        shared::waiter_is_woken_at_release(&store, || store("wake"));
-    }
-
-    #[test]
-    fn zero_wait_fails_at_once_and_waits_are_bounded() {
-        shared::zero_wait_fails_at_once_and_waits_are_bounded(&store);
-    }
-
-    #[test]
-    fn a_held_lock_is_not_granted_again_to_its_own_process() {
-        shared::a_held_lock_is_not_granted_again_to_its_own_process(&store);
-    }
+    crate::store::sql::tests::shared_sql_tests!(store);
 
     #[test]
     fn a_terminated_backend_loses_its_lock_and_may_not_write() {
@@ -679,21 +656,6 @@ mod tests {
             let p = s;
             p.backend.read(&Target::new("rsession_sessions", &p.backend.prefix.clone(), sid)).unwrap().unwrap().last_access
         });
-    }
-
-    #[test]
-    fn a_short_timeout_is_not_stretched_by_the_window() {
-        shared::a_short_timeout_is_not_stretched_by_the_window(&store);
-    }
-
-    #[test]
-    fn gc_removes_expired_unlocked_sessions_and_counts_them() {
-        shared::gc_removes_expired_unlocked_sessions_and_counts_them(&store);
-    }
-
-    #[test]
-    fn hostile_ids_and_user_names_are_data() {
-        shared::hostile_ids_and_user_names_are_data(&store);
     }
 
     #[test]
