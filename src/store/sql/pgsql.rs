@@ -74,6 +74,17 @@ fn statements(tables: &Tables) -> Vec<Statement> {
     let current = format!("coalesce((SELECT g.generation FROM \"{g}\" g WHERE g.prefix = $1), 0)");
     let this_db = "(SELECT oid FROM pg_database WHERE datname = current_database())";
     let st = |sql: String, types: &'static [u32]| Statement { sql, types };
+    // A whole new row, or on conflict every data column of it; what becomes
+    // of incarnation and generation is each statement's own.
+    let upsert = format!(
+        "INSERT INTO \"{t}\" AS s (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
+         first_ip, last_ip, expires_at, incarnation, version, generation) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {current}) \
+         ON CONFLICT (prefix, id) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
+         created = EXCLUDED.created, last_access = EXCLUDED.last_access, timeout = EXCLUDED.timeout, \
+         timeout_set = EXCLUDED.timeout_set, first_ip = EXCLUDED.first_ip, last_ip = EXCLUDED.last_ip, \
+         expires_at = EXCLUDED.expires_at, version = EXCLUDED.version, "
+    );
     vec![
         st("SELECT set_config('lock_timeout', $1, false)".into(), &[TEXT]),
         st("SELECT pg_advisory_lock($1)".into(), &[INT8]),
@@ -104,13 +115,7 @@ fn statements(tables: &Tables) -> Vec<Statement> {
         // kill_all ended it.
         st(
             format!(
-                "INSERT INTO \"{t}\" AS s (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
-                 first_ip, last_ip, expires_at, incarnation, version, generation) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {current}) \
-                 ON CONFLICT (prefix, id) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
-                 created = EXCLUDED.created, last_access = EXCLUDED.last_access, timeout = EXCLUDED.timeout, \
-                 timeout_set = EXCLUDED.timeout_set, first_ip = EXCLUDED.first_ip, last_ip = EXCLUDED.last_ip, \
-                 expires_at = EXCLUDED.expires_at, version = EXCLUDED.version, \
+                "{upsert}\
                  incarnation = CASE WHEN s.generation < EXCLUDED.generation THEN EXCLUDED.incarnation ELSE s.incarnation END, \
                  generation = greatest(s.generation, EXCLUDED.generation)"
             ),
@@ -214,13 +219,7 @@ fn statements(tables: &Tables) -> Vec<Statement> {
         // request created it meanwhile: a lost lock), else nothing.
         st(
             format!(
-                "INSERT INTO \"{t}\" AS s (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
-                 first_ip, last_ip, expires_at, incarnation, version, generation) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {current}) \
-                 ON CONFLICT (prefix, id) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
-                 created = EXCLUDED.created, last_access = EXCLUDED.last_access, timeout = EXCLUDED.timeout, \
-                 timeout_set = EXCLUDED.timeout_set, first_ip = EXCLUDED.first_ip, last_ip = EXCLUDED.last_ip, \
-                 expires_at = EXCLUDED.expires_at, version = EXCLUDED.version, incarnation = EXCLUDED.incarnation, \
+                "{upsert}incarnation = EXCLUDED.incarnation, \
                  generation = EXCLUDED.generation WHERE s.generation < EXCLUDED.generation"
             ),
             WRITE_TYPES,
