@@ -343,6 +343,7 @@ impl Engine {
                 pid: std::process::id(),
                 uri: self.origin.uri.clone(),
                 since_ms: store::now_ms(),
+                member: None,
             },
             wait: s.lock_wait,
             ttl: s.lock_ttl,
@@ -811,7 +812,7 @@ mod tests {
     }
 
     fn holder() -> Holder {
-        Holder { host: "other".into(), pid: 42, uri: "/slow.php".into(), since_ms: store::now_ms() }
+        Holder { host: "other".into(), pid: 42, uri: "/slow.php".into(), since_ms: store::now_ms(), member: None }
     }
 
     fn stored(mem: &MemoryStore, id: &str) -> Option<Record> {

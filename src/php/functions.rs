@@ -34,6 +34,23 @@ fn admin<T>(f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<
     boundary::run_fresh(|| Engine::open(&config()?, settings_from_ini()?, origin()), f).or_throw()
 }
 
+/// phpinfo() rows naming the members of a write-through store: from this
+/// request's session when one is open (it knows of a cache outage), else
+/// from a store opened for the purpose. Empty for a plain store, which
+/// session.save_path already names.
+pub(super) fn store_members() -> Vec<(String, String)> {
+    let Ok(c) = config() else { return Vec::new() };
+    if !matches!(c, StoreConfig::WriteThrough { .. }) {
+        return Vec::new();
+    }
+    let describe = |e: &mut Engine| Ok(e.store().lock().describe());
+    let out = match engine::current() {
+        Some(shared) => boundary::run(&shared, describe),
+        None => boundary::run_fresh(|| Engine::open(&c, settings_from_ini()?, origin()), describe),
+    };
+    out.reported().unwrap_or_else(|e| vec![("write-through".into(), format!("rsession: {e}"))])
+}
+
 /// Runs `f` on the session open in this request.
 fn on_session<T>(f: impl FnOnce(&mut Engine) -> Result<T, EngineError>) -> PhpResult<T> {
     match engine::current() {
@@ -80,6 +97,9 @@ pub(super) fn lock_info_array(h: Holder) -> PhpResult<ZBox<ZendHashTable>> {
     ht.insert("pid", h.pid as i64)?;
     ht.insert("uri", h.uri.clone())?;
     ht.insert("held_ms", h.held_for().as_millis() as i64)?;
+    if let Some(member) = h.member {
+        ht.insert("member", member)?;
+    }
     Ok(ht)
 }
 

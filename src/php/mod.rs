@@ -117,6 +117,10 @@ extern "C" fn php_module_info(module: *mut ModuleEntry) {
     info_table_row!("version", env!("CARGO_PKG_VERSION"));
     info_table_row!("save handler", "rsession");
     info_table_row!("stores", crate::store::COMPILED_STORES.join(", "));
+    // A panic must not unwind into PHP; the rows are then left out.
+    for (name, value) in catch_unwind(functions::store_members).unwrap_or_default() {
+        info_table_row!(name.replace('\0', ""), value.replace('\0', ""));
+    }
     info_table_end!();
     // SAFETY: PHP hands us our own module entry.
     unsafe { ffi::display_ini_entries(module) };

@@ -61,6 +61,10 @@ pub struct Holder {
     pub uri: String,
     /// Unix milliseconds when the lock was taken.
     pub since_ms: u64,
+    /// Which member of a write-through store holds the lock, e.g.
+    /// `cache memcached`; set when read back, never stored.
+    #[serde(skip)]
+    pub member: Option<String>,
 }
 
 impl Holder {
@@ -69,7 +73,7 @@ impl Holder {
     }
 
     pub fn unknown() -> Holder {
-        Holder { host: "?".into(), pid: 0, uri: "?".into(), since_ms: 0 }
+        Holder { host: "?".into(), pid: 0, uri: "?".into(), since_ms: 0, member: None }
     }
 
     pub fn describe(&self) -> String {
@@ -370,7 +374,7 @@ pub(crate) mod testing {
     /// A lock request by pid 7 for /t, waiting `wait_ms`, with a `ttl_ms` lease.
     pub fn req(wait_ms: u64, ttl_ms: u64) -> LockRequest {
         LockRequest {
-            holder: Holder { host: "h".into(), pid: 7, uri: "/t".into(), since_ms: now_ms() },
+            holder: Holder { host: "h".into(), pid: 7, uri: "/t".into(), since_ms: now_ms(), member: None },
             wait: Duration::from_millis(wait_ms),
             ttl: Duration::from_millis(ttl_ms),
         }

@@ -487,7 +487,7 @@ impl Store for WriteThrough {
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>> {
         if self.cache_usable() {
             match self.cache.lock_holder(id) {
-                Ok(Some(h)) => return Ok(Some(h)),
+                Ok(Some(h)) => return Ok(Some(Holder { member: Some(format!("cache {}", self.cache.name())), ..h })),
                 Ok(None) => self.cache_answered(),
                 Err(e) if unreachable(&e) => {
                     self.cache_failed(&e);
@@ -496,7 +496,8 @@ impl Store for WriteThrough {
             }
         }
         // The store's own lock, taken while the cache was down.
-        self.store.lock_holder(id)
+        let store = self.store.name();
+        Ok(self.store.lock_holder(id)?.map(|h| Holder { member: Some(format!("store {store}")), ..h }))
     }
 
     fn take_warnings(&mut self) -> Vec<String> {
