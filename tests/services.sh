@@ -14,6 +14,9 @@ CLUSTER_PORTS=(${RSESSION_CLUSTER_PORTS:-17001 17002 17003 17004 17005 17006})
 SENTINEL_DATA_PORTS=(${RSESSION_SENTINEL_DATA_PORTS:-17101 17102})
 SENTINEL_PORTS=(${RSESSION_SENTINEL_PORTS:-17201 17202 17203})
 SENTINEL_MASTER=rsession
+# Both want a password, so that every test on them speaks AUTH to both.
+SENTINEL_DATA_PASSWORD=rsession-data
+SENTINEL_PASSWORD=rsession-sentinel
 # Short timeouts, so that the failover tests wait seconds, not minutes.
 CLUSTER_NODE_TIMEOUT_MS=${RSESSION_CLUSTER_NODE_TIMEOUT_MS:-1500}
 SENTINEL_DOWN_AFTER_MS=${RSESSION_SENTINEL_DOWN_AFTER_MS:-1000}
@@ -68,11 +71,12 @@ start_sentinel() {
     local replica=""
     [ "$p" = "$r" ] && replica="--replicaof 127.0.0.1 $m"
     mkdir -p "$RUN/sentinel/$p"
-    # A master killed by a test starts again as it was; the sentinels then
-    # make it a replica of whichever node they promoted.
+    # Kept as a script: a failover test starts a master it killed again,
+    # adding "--replicaof host port" of the node the sentinels promoted.
     cat > "$RUN/sentinel/$p/start.sh" <<SH
 exec redis-server --port $p --bind 127.0.0.1 --save '' --appendonly no --repl-diskless-sync-delay 0 --dir $RUN/sentinel/$p \\
-  --daemonize yes --pidfile $RUN/sentinel/$p.pid --logfile $RUN/sentinel/$p.log $replica
+  --requirepass $SENTINEL_DATA_PASSWORD --masterauth $SENTINEL_DATA_PASSWORD \\
+  --daemonize yes --pidfile $RUN/sentinel/$p.pid --logfile $RUN/sentinel/$p.log $replica "\$@"
 SH
     sh "$RUN/sentinel/$p/start.sh"
   done
@@ -89,12 +93,16 @@ sentinel monitor $SENTINEL_MASTER 127.0.0.1 $m 2
 sentinel down-after-milliseconds $SENTINEL_MASTER $SENTINEL_DOWN_AFTER_MS
 sentinel failover-timeout $SENTINEL_MASTER 4000
 sentinel parallel-syncs $SENTINEL_MASTER 1
+sentinel auth-pass $SENTINEL_MASTER $SENTINEL_DATA_PASSWORD
+requirepass $SENTINEL_PASSWORD
+sentinel sentinel-pass $SENTINEL_PASSWORD
 CONF
     redis-server "$RUN/sentinel/sentinel-$p.conf" --sentinel
   done
   for p in "$m" "$r" "${SENTINEL_PORTS[@]}"; do wait_port 127.0.0.1 "$p"; done
   for _ in $(seq 1 200); do
-    redis-cli -p "$r" info replication 2>/dev/null | grep -q 'master_link_status:up' && return 0
+    redis-cli -p "$r" -a "$SENTINEL_DATA_PASSWORD" --no-auth-warning info replication 2>/dev/null |
+      grep -q 'master_link_status:up' && return 0
     sleep 0.05
   done
   echo "rsession: the Sentinel test set did not come up" >&2
@@ -124,7 +132,7 @@ export RSESSION_TEST_MEMCACHED_2=memcached://127.0.0.1:${MEMCACHED_PORTS[1]}
 export RSESSION_TEST_REDIS_CLUSTER=redis-cluster://$seeds
 export RSESSION_TEST_REDIS_CLUSTER_PORTS="${CLUSTER_PORTS[*]}"
 export RSESSION_TEST_REDIS_CLUSTER_DIR=$RUN/cluster
-export RSESSION_TEST_REDIS_SENTINEL=redis-sentinel://$sentinels/$SENTINEL_MASTER
+export RSESSION_TEST_REDIS_SENTINEL="redis-sentinel://:$SENTINEL_DATA_PASSWORD@$sentinels/$SENTINEL_MASTER?sentinel_password=$SENTINEL_PASSWORD"
 export RSESSION_TEST_REDIS_SENTINEL_DATA_PORTS="${SENTINEL_DATA_PORTS[*]}"
 export RSESSION_TEST_REDIS_SENTINEL_PORTS="${SENTINEL_PORTS[*]}"
 export RSESSION_TEST_REDIS_SENTINEL_DIR=$RUN/sentinel

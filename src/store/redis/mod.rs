@@ -102,6 +102,7 @@ static INDEX_ADD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(INDEX_A
 static RESTAMP_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESTAMP));
 
 /// A session's keys and their slot.
+#[derive(Clone)]
 struct Keys {
     lock: String,
     session: String,
@@ -123,6 +124,13 @@ pub struct RedisStore {
     registry_local: bool,
     wait_replicas: u32,
     renewer: Option<LeaseKeeper>,
+    /// Locks whose release failed (their node went away: a failover),
+    /// freed by this process's next request, so that a replica promoted
+    /// with them does not keep their sessions blocked for the rest of
+    /// their lease; with the time their lease lets them go anyway.
+    unreleased: Vec<(Keys, String, Instant)>,
+    /// The lease of the last lock taken.
+    last_lease: Duration,
     /// Problems worked around, for the PHP layer to raise.
     warnings: Vec<String>,
     /// See [`lease::renewal_enabled`]; tests also turn it off per store.
@@ -186,6 +194,8 @@ impl RedisStore {
             generation: None,
             wait_replicas: config.wait_replicas,
             renewer: None,
+            unreleased: Vec::new(),
+            last_lease: Duration::from_secs(10),
             warnings: Vec::new(),
             renew_enabled: lease::renewal_enabled(),
         })
@@ -437,13 +447,27 @@ impl RedisStore {
     }
 
     fn release(&mut self, keys: &Keys, token: &str) -> Result<()> {
-        let op = Op::new(
-            keys.slot,
-            Resend::Idempotent,
-            vec![script(&RELEASE_SCRIPT, &[keys.lock.as_bytes(), keys.wake.as_bytes()], &[token.as_bytes()])],
-        );
-        replies("release the lock", self.router.run(&[op]).pop().expect("one outcome per op"))?;
-        Ok(())
+        let op = release_op(keys, token);
+        let released = replies("release the lock", self.router.run(&[op]).pop().expect("one outcome per op"));
+        if released.is_err() && !self.unreleased.iter().any(|(k, t, _)| k.lock == keys.lock && t == token) {
+            self.unreleased.push((keys.clone(), token.to_string(), Instant::now() + self.last_lease));
+        }
+        released.map(|_| ())
+    }
+
+    /// Frees what [`Self::release`] could not (token-checked: a lock that
+    /// is someone else's by now is left alone).
+    fn release_unreleased(&mut self) {
+        let now = Instant::now();
+        self.unreleased.retain(|(_, _, until)| *until > now);
+        if self.unreleased.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.unreleased);
+        let ops: Vec<Op> = pending.iter().map(|(keys, token, _)| release_op(keys, token)).collect();
+        let outcomes = self.router.run(&ops);
+        drop(ops);
+        self.unreleased = pending.into_iter().zip(outcomes).filter(|(_, o)| o.is_err()).map(|(p, _)| p).collect();
     }
 
     /// Removes `ids` from a user's index (a cluster's second round trip).
@@ -515,6 +539,14 @@ impl RedisStore {
         let Reply::Array(members) = members else { return Ok((Vec::new(), current)) };
         Ok((members.iter().filter_map(bytes_of).filter_map(SessionId::parse).collect(), current))
     }
+}
+
+fn release_op<'a>(keys: &'a Keys, token: &'a str) -> Op<'a> {
+    Op::new(
+        keys.slot,
+        Resend::Idempotent,
+        vec![script(&RELEASE_SCRIPT, &[keys.lock.as_bytes(), keys.wake.as_bytes()], &[token.as_bytes()])],
+    )
 }
 
 /// Renews one lock from the lease thread, on its own connections, and
@@ -590,6 +622,8 @@ impl Store for RedisStore {
     /// a cleanup or a reply failed) is released at once, not left to its
     /// lease; unless nothing was ever sent (a failed connect).
     fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest) -> Result<Locked> {
+        self.release_unreleased();
+        self.last_lease = req.ttl;
         let token = LockToken::random();
         let mut may_hold = false;
         let locked = self.take_lock(id, req, token, &mut may_hold);
@@ -604,6 +638,7 @@ impl Store for RedisStore {
     }
 
     fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
+        self.release_unreleased();
         let keys = self.keys(id);
         let op = Op::new(keys.slot, Resend::Idempotent, vec![plain(&[b"HMGET", keys.session.as_bytes(), b"d", b"m", b"a", b"i", b"g", b"u"])]);
         let mut out = self.router.run(&[op, generation_op(&self.generation_key, self.generation_slot)]).into_iter();

@@ -99,6 +99,8 @@ pub struct Router {
     round_tick: u64,
     /// A Sentinel's master: checked with ROLE on connecting.
     check_role: bool,
+    /// Why the map or the master could not be learnt, the last time.
+    discovery_failed: Option<String>,
 }
 
 /// How an address shows in messages.
@@ -159,7 +161,15 @@ impl Router {
             single => Directory::Single(single.clone()),
         };
         let check_role = matches!(directory, Directory::Sentinel { .. });
-        Router { config: config.clone(), directory: Arc::new(Mutex::new(directory)), links: Vec::new(), tick: 0, round_tick: 0, check_role }
+        Router {
+            config: config.clone(),
+            directory: Arc::new(Mutex::new(directory)),
+            links: Vec::new(),
+            tick: 0,
+            round_tick: 0,
+            check_role,
+            discovery_failed: None,
+        }
     }
 
     /// A router for another thread: its own connections, the same map.
@@ -171,6 +181,7 @@ impl Router {
             tick: 0,
             round_tick: 0,
             check_role: self.check_role,
+            discovery_failed: None,
         }
     }
 
@@ -235,9 +246,10 @@ impl Router {
             RedisAddr::Cluster { .. } => "no seed node answered CLUSTER SLOTS",
             _ => "no sentinel named the master",
         };
+        let why = self.discovery_failed.as_deref().map(|w| format!(" (last: {w})")).unwrap_or_default();
         OpError {
             node: describe(&self.config.addr),
-            error: resp::Error::Io(std::io::Error::new(std::io::ErrorKind::NotConnected, what)),
+            error: resp::Error::Io(std::io::Error::new(std::io::ErrorKind::NotConnected, format!("{what}{why}"))),
             sent: false,
             unreachable: true,
         }
@@ -282,31 +294,39 @@ impl Router {
                     let reply = self.link(&addr).and_then(|i| self.links[i].conn.query_one(&[b"CLUSTER", b"SLOTS"]));
                     let map = match reply {
                         Ok(r) => SlotMap::parse(&r, &node),
-                        Err(_) => {
+                        Err(e) => {
                             self.drop_link(&addr);
-                            continue;
+                            Err(e.to_string())
                         }
                     };
-                    if let Ok(map) = map {
-                        if let Directory::Cluster { map: m, .. } = &mut *self.directory.lock() {
-                            *m = Some(map);
+                    match map {
+                        Ok(map) => {
+                            if let Directory::Cluster { map: m, .. } = &mut *self.directory.lock() {
+                                *m = Some(map);
+                            }
+                            self.discovery_failed = None;
+                            return;
                         }
-                        return;
+                        Err(e) => self.discovery_failed = Some(format!("{node}: {e}")),
                     }
                 }
             }
             Ask::Sentinel(sentinels, name, password) => {
                 for (i, sentinel) in sentinels.iter().enumerate() {
-                    if let Ok(master) = self.ask_sentinel(sentinel, &name, &password) {
-                        if let Directory::Sentinel { master: m, sentinels: list, .. } = &mut *self.directory.lock() {
-                            *m = Some(master);
-                            // The one that answered is asked first next time.
-                            if i > 0 && i < list.len() {
-                                let s = list.remove(i);
-                                list.insert(0, s);
+                    match self.ask_sentinel(sentinel, &name, &password) {
+                        Ok(master) => {
+                            if let Directory::Sentinel { master: m, sentinels: list, .. } = &mut *self.directory.lock() {
+                                *m = Some(master);
+                                // The one that answered is asked first next time.
+                                if i > 0 && i < list.len() {
+                                    let s = list.remove(i);
+                                    list.insert(0, s);
+                                }
                             }
+                            self.discovery_failed = None;
+                            return;
                         }
-                        return;
+                        Err(e) => self.discovery_failed = Some(format!("sentinel {sentinel}: {e}")),
                     }
                 }
             }

@@ -50,7 +50,8 @@ fn store(prefix: &str) -> RedisStore {
 
 /// A store on `url` with a test prefix and more query keys (`&key=value…`).
 fn store_at(url: &str, prefix: &str, query: &str) -> RedisStore {
-    RedisStore::open(&config_of(&format!("{url}?prefix=rtest:{prefix}:{}:{query}", std::process::id()))).unwrap()
+    let sep = if url.contains('?') { '&' } else { '?' };
+    RedisStore::open(&config_of(&format!("{url}{sep}prefix=rtest:{prefix}:{}:{query}", std::process::id()))).unwrap()
 }
 
 /// A command on the node that holds its key (its second word).
@@ -653,9 +654,14 @@ fn cluster_a_user_with_sessions_on_every_master_is_listed_and_killed_whole() {
     assert_eq!(left, vec![Reply::Bytes(ids[0].as_str().as_bytes().to_vec())]);
 }
 
-/// The test cluster's nodes, by address: a connection to each master.
+/// A connection to one node of `on`'s servers (with their password).
+fn direct_on(on: On, node: &slots::NodeAddr) -> resp::Connection {
+    let password = config_of(&server_url(on)).password.map(|p| format!(":{p}@")).unwrap_or_default();
+    resp::Connection::open(&config_of(&format!("redis://{password}{node}"))).unwrap()
+}
+
 fn direct(node: &slots::NodeAddr) -> resp::Connection {
-    resp::Connection::open(&config_of(&format!("redis://{node}"))).unwrap()
+    direct_on(On::Cluster, node)
 }
 
 fn node_id(conn: &mut resp::Connection) -> Vec<u8> {
@@ -752,18 +758,14 @@ fn cluster_a_seed_that_is_down_is_skipped() {
 
 #[test]
 fn sentinel_a_sentinel_that_is_down_is_skipped_and_a_replica_is_refused() {
-    let url = server_url(On::Sentinel).replacen("redis-sentinel://", "redis-sentinel://127.0.0.1:1,", 1);
+    let url = server_url(On::Sentinel).replacen("@", "@127.0.0.1:1,", 1);
     let mut a = store_at(&url, "sentinels", "&connect_timeout_ms=200");
     write(&mut a, &id("x"), b"1");
     assert_eq!(read_data(&mut a, &id("x")).as_deref(), Some(&b"1"[..]));
     // Told of a replica as the master (a sentinel behind a failover), the
     // store checks its ROLE, asks the sentinels again and goes on.
     let master = a.router.master().unwrap();
-    let Reply::Array(info) =
-        direct(&master).query_one(&[b"ROLE"]).unwrap()
-    else {
-        panic!()
-    };
+    let Reply::Array(info) = direct_on(On::Sentinel, &master).query_one(&[b"ROLE"]).unwrap() else { panic!() };
     let Some(Reply::Array(replicas)) = info.get(2) else { panic!("{info:?}") };
     let Some(Reply::Array(replica)) = replicas.first() else { panic!("the master has no replica: {info:?}") };
     let (Some(Reply::Bytes(host)), Some(Reply::Bytes(port))) = (replica.first(), replica.get(1)) else { panic!() };
@@ -774,5 +776,19 @@ fn sentinel_a_sentinel_that_is_down_is_skipped_and_a_replica_is_refused() {
     assert_eq!(b.router.master(), Some(master));
     let mut wrong = store_at(&server_url(On::Sentinel).replace("/rsession", "/nosuchmaster"), "sentinels", "");
     let e = wrong.read(&id("x")).unwrap_err().to_string();
-    assert!(e.contains("no sentinel named the master"), "{e}");
+    assert!(e.contains("no sentinel named the master") && e.contains("knows no master named \"nosuchmaster\""), "{e}");
+}
+
+#[test]
+fn sentinel_passwords_are_given_to_the_sentinels_and_to_the_master() {
+    let url = server_url(On::Sentinel);
+    assert!(url.contains("sentinel_password=") && url.contains(":rsession-data@"), "the test set wants both passwords: {url}");
+    let mut right = store_at(&url, "auth", "");
+    write(&mut right, &id("x"), b"1");
+    let mut bad_sentinel = store_at(&url.replace("sentinel_password=", "sentinel_password=wrong"), "auth", "");
+    let e = bad_sentinel.read(&id("x")).unwrap_err().to_string();
+    assert!(e.contains("no sentinel named the master") && e.contains("WRONGPASS"), "{e}");
+    let mut bad_master = store_at(&url.replace(":rsession-data@", ":wrong@"), "auth", "");
+    let e = bad_master.read(&id("x")).unwrap_err().to_string();
+    assert!(e.contains("cannot connect") && e.contains("WRONGPASS"), "{e}");
 }
