@@ -101,6 +101,25 @@ static KILL_ONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(KILL_ONE
 static INDEX_ADD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(INDEX_ADD));
 static RESTAMP_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESTAMP));
 
+/// How often a lock wait retries this process's releases that failed.
+const RETRY_RELEASES: Duration = Duration::from_millis(100);
+
+/// A lock whose release failed (its node went away: a failover), or went
+/// to a master that did not pass it on to any replica (`wait_replicas`; a
+/// failover may have made a replica master meanwhile, with the lock).
+/// Retried, token-checked, by this process's next requests, so that a
+/// promoted replica does not keep the session blocked for the rest of the
+/// lease; a lost one again and again, as only the demoted master's
+/// READONLY leads the retries to the new one; until the lease has let the
+/// lock go anyway.
+struct Unreleased {
+    keys: Keys,
+    token: String,
+    until: Instant,
+    /// Retried until `until` even when a retry succeeds.
+    lost: bool,
+}
+
 /// A session's keys and their slot.
 #[derive(Clone)]
 struct Keys {
@@ -124,11 +143,9 @@ pub struct RedisStore {
     registry_local: bool,
     wait_replicas: u32,
     renewer: Option<LeaseKeeper>,
-    /// Locks whose release failed (their node went away: a failover),
-    /// freed by this process's next request, so that a replica promoted
-    /// with them does not keep their sessions blocked for the rest of
-    /// their lease; with the time their lease lets them go anyway.
-    unreleased: Vec<(Keys, String, Instant)>,
+    /// Releases that failed or may have been lost, retried by this
+    /// process's next requests (see [`Unreleased`]).
+    unreleased: Vec<Unreleased>,
     /// The lease of the last lock taken.
     last_lease: Duration,
     /// Problems worked around, for the PHP layer to raise.
@@ -252,10 +269,10 @@ impl RedisStore {
         }
     }
 
-    /// WAIT's count at the end of `replies`: a warning when short.
-    fn check_acks(&mut self, replies: &mut Vec<Reply>, what: &str, id: &SessionId) {
+    /// WAIT's count at the end of `replies`: a warning (and true) when short.
+    fn check_acks(&mut self, replies: &mut Vec<Reply>, what: &str, id: &SessionId) -> bool {
         if self.wait_replicas == 0 {
-            return;
+            return false;
         }
         let acks = match replies.pop() {
             Some(Reply::Int(n)) => n,
@@ -267,7 +284,9 @@ impl RedisStore {
                 self.wait_replicas,
                 crate::engine::short_id(id.as_str())
             ));
+            return true;
         }
+        false
     }
 
     /// Fields d, m, a, i, g, u of a session's hash, judged against `current`.
@@ -407,8 +426,14 @@ impl RedisStore {
                 return Ok(Locked::TimedOut { holder });
             }
             // Sleep until woken by a release, the lease runs out (a dead
-            // holder), or our deadline.
-            let block = (deadline - now).min(pttl + Duration::from_millis(1));
+            // holder), or our deadline. With releases of our own pending,
+            // wake often to retry them: after a failover the lock waited
+            // for may be held by a request that waits for one of ours.
+            let mut block = (deadline - now).min(pttl + Duration::from_millis(1));
+            if !self.unreleased.is_empty() {
+                self.release_unreleased();
+                block = block.min(RETRY_RELEASES);
+            }
             // Whole milliseconds, at least one: BLPOP's 0 means forever.
             let ms = (block.as_micros().div_ceil(1000) as u64).max(1);
             let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
@@ -449,25 +474,35 @@ impl RedisStore {
     fn release(&mut self, keys: &Keys, token: &str) -> Result<()> {
         let op = release_op(keys, token);
         let released = replies("release the lock", self.router.run(&[op]).pop().expect("one outcome per op"));
-        if released.is_err() && !self.unreleased.iter().any(|(k, t, _)| k.lock == keys.lock && t == token) {
-            self.unreleased.push((keys.clone(), token.to_string(), Instant::now() + self.last_lease));
+        if released.is_err() {
+            self.retry_release(keys, token, false);
         }
         released.map(|_| ())
+    }
+
+    fn retry_release(&mut self, keys: &Keys, token: &str, lost: bool) {
+        match self.unreleased.iter_mut().find(|u| u.keys.lock == keys.lock && u.token == token) {
+            Some(u) => u.lost |= lost,
+            None => {
+                let until = Instant::now() + self.last_lease;
+                self.unreleased.push(Unreleased { keys: keys.clone(), token: token.to_string(), until, lost });
+            }
+        }
     }
 
     /// Frees what [`Self::release`] could not (token-checked: a lock that
     /// is someone else's by now is left alone).
     fn release_unreleased(&mut self) {
         let now = Instant::now();
-        self.unreleased.retain(|(_, _, until)| *until > now);
+        self.unreleased.retain(|u| u.until > now);
         if self.unreleased.is_empty() {
             return;
         }
         let pending = std::mem::take(&mut self.unreleased);
-        let ops: Vec<Op> = pending.iter().map(|(keys, token, _)| release_op(keys, token)).collect();
+        let ops: Vec<Op> = pending.iter().map(|u| release_op(&u.keys, &u.token)).collect();
         let outcomes = self.router.run(&ops);
         drop(ops);
-        self.unreleased = pending.into_iter().zip(outcomes).filter(|(_, o)| o.is_err()).map(|(p, _)| p).collect();
+        self.unreleased = pending.into_iter().zip(outcomes).filter(|(u, o)| u.lost || o.is_err()).map(|(u, _)| u).collect();
     }
 
     /// Removes `ids` from a user's index (a cluster's second round trip).
@@ -706,7 +741,11 @@ impl Store for RedisStore {
         let indexed = out.next();
         let mut written = replies("write", written);
         if let Ok(r) = &mut written {
-            self.check_acks(r, "the write", id);
+            if self.check_acks(r, "the write", id) && release {
+                if let Some(t) = put.lock.token() {
+                    self.retry_release(&keys, &t.hex(), true);
+                }
+            }
         }
         let verdict = written.and_then(|r| match r.into_iter().next() {
             Some(Reply::Array(r)) => self.settle_write(id, &keys, &r, &incarnation, generation, indexed),
