@@ -792,3 +792,40 @@ fn sentinel_passwords_are_given_to_the_sentinels_and_to_the_master() {
     let e = bad_master.read(&id("x")).unwrap_err().to_string();
     assert!(e.contains("cannot connect") && e.contains("WRONGPASS"), "{e}");
 }
+
+/// While a slot migrates, a script on the source may only touch keys it
+/// has (a missing one is ASKed for, or TRYAGAIN): freeing a lock must not
+/// delete the wake list and then create it again.
+#[test]
+fn cluster_a_lock_is_freed_on_a_slot_being_migrated() {
+    let mut a = open(On::Cluster, "freemigrating");
+    let masters = a.router.masters();
+    for (i, release_by_write) in [false, true].into_iter().enumerate() {
+        let s = id(&format!("freemigrating{i}{}", std::process::id()));
+        let keys = a.keys(&s);
+        write(&mut a, &s, b"x");
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        // A wake-up waits on the list: all three keys are on the source.
+        command(&mut a, &[b"RPUSH", keys.wake.as_bytes(), b"1"]);
+        let from = a.router.node_of(keys.slot).unwrap();
+        let to = masters.iter().find(|m| **m != from).unwrap().clone();
+        let (mut src, mut dst) = (direct(&from), direct(&to));
+        let (src_id, dst_id) = (node_id(&mut src), node_id(&mut dst));
+        let slot = keys.slot.to_string();
+        setslot(&mut dst, &slot, b"IMPORTING", &src_id);
+        setslot(&mut src, &slot, b"MIGRATING", &dst_id);
+        let freed = if release_by_write {
+            let p = Put { existed: true, ..put(Save::Write(b"y"), &rec.meta, TTL, LockUse::Release(token)) };
+            a.save(&s, &p).map(|_| ())
+        } else {
+            a.unlock(&s, token)
+        };
+        for c in [&mut src, &mut dst] {
+            c.query_one(&[b"CLUSTER", b"SETSLOT", slot.as_bytes(), b"STABLE"]).unwrap();
+        }
+        freed.unwrap_or_else(|e| panic!("release_by_write={release_by_write}: {e}"));
+        assert_eq!(src.query_one(&[b"EXISTS", keys.lock.as_bytes()]).unwrap(), Reply::Int(0), "the lock is gone");
+        let left = src.query_one(&[b"LLEN", keys.wake.as_bytes()]).unwrap();
+        assert_eq!(left, Reply::Int(1), "one wake-up is left for the next waiter");
+    }
+}
