@@ -10,6 +10,11 @@ pub const DEFAULT_PREFIX: &str = "rsess:";
 pub const DEFAULT_CONNECT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_millis(1000);
 pub const DEFAULT_MAX_ITEM_SIZE: usize = 1024 * 1024;
+pub const DEFAULT_SQL_TABLE: &str = "rsession_sessions";
+pub const DEFAULT_LAZY_TOUCH: Duration = Duration::from_secs(60);
+/// Longest `table=`: the store adds suffixes (`_holders`, `_generation`)
+/// and index names must stay under PostgreSQL's 63-byte identifier limit.
+pub const MAX_SQL_TABLE_LEN: usize = 48;
 
 /// Which store a save_path names, and how to reach it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -17,6 +22,8 @@ pub enum StoreConfig {
     Files { dir: PathBuf, compression: Compression },
     Redis(RedisConfig),
     Memcached(MemcachedConfig),
+    Pgsql(SqlConfig),
+    Mysql(SqlConfig),
 }
 
 /// Options every network store takes in its query string.
@@ -69,6 +76,54 @@ pub struct MemcachedConfig {
     pub max_item_size: usize,
 }
 
+/// How a SQL store reaches its server.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SqlAddr {
+    Tcp { host: String, port: u16 },
+    /// MySQL's `socket=/path/mysqld.sock`.
+    Unix { path: PathBuf },
+}
+
+/// `sslmode`, as libpq names it: `prefer` and `require` encrypt without
+/// checking the certificate; `verify-full` checks it against the system's
+/// trust store and the host name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SslMode {
+    Disable,
+    Prefer,
+    Require,
+    VerifyFull,
+}
+
+impl SslMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SslMode::Disable => "disable",
+            SslMode::Prefer => "prefer",
+            SslMode::Require => "require",
+            SslMode::VerifyFull => "verify-full",
+        }
+    }
+}
+
+/// A PostgreSQL or MySQL/MariaDB store (`pgsql://`, `mysql://`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SqlConfig {
+    pub addr: SqlAddr,
+    /// None: the operating system user running PHP (as libpq and the
+    /// mysql client do).
+    pub user: Option<String>,
+    pub password: Option<String>,
+    pub dbname: String,
+    /// Only `[A-Za-z0-9_]`, checked here: it is the one name the store
+    /// writes into SQL text.
+    pub table: String,
+    pub sslmode: SslMode,
+    /// A lazy write records the access at most this often.
+    pub lazy_touch: Duration,
+    pub net: NetOptions,
+}
+
 impl StoreConfig {
     /// Parses a save_path. `temp_dir` is PHP's `sys_get_temp_dir()`, used when
     /// the path is empty.
@@ -111,9 +166,15 @@ impl StoreConfig {
         if let Some(rest) = s.strip_prefix("redis-sentinel://") {
             return parse_redis_sentinel(rest).map_err(|r| bad(&r));
         }
+        if let Some(rest) = s.strip_prefix("pgsql://").or_else(|| s.strip_prefix("postgresql://")) {
+            return parse_sql(rest, 5432, false).map(StoreConfig::Pgsql).map_err(|r| bad(&r));
+        }
+        if let Some(rest) = s.strip_prefix("mysql://") {
+            return parse_sql(rest, 3306, true).map(StoreConfig::Mysql).map_err(|r| bad(&r));
+        }
         if s.contains("://") {
             return Err(bad(
-                "unknown scheme; use an absolute directory, file://, redis://, rediss://, redis+unix://, redis-cluster://, rediss-cluster://, redis-sentinel:// or memcached://",
+                "unknown scheme; use an absolute directory, file://, redis://, rediss://, redis+unix://, redis-cluster://, rediss-cluster://, redis-sentinel://, memcached://, pgsql://, postgresql:// or mysql://",
             ));
         }
         if s.contains(';') {
@@ -130,6 +191,7 @@ impl StoreConfig {
             StoreConfig::Files { compression, .. } => *compression,
             StoreConfig::Redis(c) => c.net.compression,
             StoreConfig::Memcached(c) => c.net.compression,
+            StoreConfig::Pgsql(c) | StoreConfig::Mysql(c) => c.net.compression,
         }
     }
 
@@ -139,6 +201,8 @@ impl StoreConfig {
             StoreConfig::Files { .. } => "files",
             StoreConfig::Redis(_) => "redis",
             StoreConfig::Memcached(_) => "memcached",
+            StoreConfig::Pgsql(_) => "pgsql",
+            StoreConfig::Mysql(_) => "mysql",
         }
     }
 }
@@ -353,6 +417,91 @@ fn parse_memcached(rest: &str) -> Result<StoreConfig, String> {
         Ok(false)
     })?;
     Ok(StoreConfig::Memcached(MemcachedConfig { servers, net, max_item_size }))
+}
+
+/// `[user[:password]@]host[:port]/dbname[?query]` (MySQL: the host may be
+/// left out, or be `localhost`, when `socket=` names a unix socket).
+fn parse_sql(rest: &str, default_port: u16, mysql: bool) -> Result<SqlConfig, String> {
+    let (authority, path, query) = split_url(rest);
+    let (userinfo, hostport) = match authority.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, authority),
+    };
+    let (user, password) = match userinfo {
+        None => (None, None),
+        Some(u) => match u.split_once(':') {
+            Some((user, pass)) => (non_empty(percent_decode(user)?), Some(percent_decode(pass)?)),
+            None => (non_empty(percent_decode(u)?), None),
+        },
+    };
+    let dbname = percent_decode(path.strip_prefix('/').unwrap_or(""))?;
+    if dbname.is_empty() {
+        return Err("missing database name (…/dbname)".into());
+    }
+    if dbname.contains('/') {
+        return Err(format!("database name {dbname:?} contains '/'"));
+    }
+    let mut table = DEFAULT_SQL_TABLE.to_string();
+    let mut sslmode = SslMode::Prefer;
+    let mut socket = None;
+    let mut lazy_touch = DEFAULT_LAZY_TOUCH;
+    let net = parse_query(query, &mut |k, v| {
+        match k {
+            "table" => {
+                let ok = !v.is_empty()
+                    && v.len() <= MAX_SQL_TABLE_LEN
+                    && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                    && !v.as_bytes()[0].is_ascii_digit();
+                if !ok {
+                    return Err(format!(
+                        "table={v:?}: a table name is 1 to {MAX_SQL_TABLE_LEN} of A-Z a-z 0-9 _, not starting with a digit"
+                    ));
+                }
+                table = v.to_string();
+            }
+            "sslmode" => {
+                sslmode = match v {
+                    "disable" => SslMode::Disable,
+                    "prefer" => SslMode::Prefer,
+                    "require" => SslMode::Require,
+                    "verify-full" => SslMode::VerifyFull,
+                    _ => return Err(format!("sslmode={v:?} is not one of disable, prefer, require, verify-full")),
+                }
+            }
+            "socket" if mysql => {
+                if !v.starts_with('/') {
+                    return Err(format!("socket={v:?} is not an absolute path"));
+                }
+                socket = Some(PathBuf::from(v));
+            }
+            "lazy_touch_s" => {
+                lazy_touch = v
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| *n <= 86_400)
+                    .map(Duration::from_secs)
+                    .ok_or_else(|| format!("lazy_touch_s={v:?} is not a number of seconds between 0 and 86400"))?;
+            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    })?;
+    let addr = match socket {
+        Some(path) => {
+            if !(hostport.is_empty() || hostport == "localhost") {
+                return Err("give either host:port or socket=, not both".into());
+            }
+            if matches!(sslmode, SslMode::Require | SslMode::VerifyFull) {
+                return Err("sslmode=require and verify-full need TCP; a unix socket is not encrypted".into());
+            }
+            SqlAddr::Unix { path }
+        }
+        None => {
+            let (host, port) = parse_host_port(hostport, default_port)?;
+            SqlAddr::Tcp { host, port }
+        }
+    };
+    Ok(SqlConfig { addr, user, password, dbname, table, sslmode, lazy_touch, net })
 }
 
 fn parse_host_port(s: &str, default_port: u16) -> Result<(String, u16), String> {
@@ -655,7 +804,7 @@ mod tests {
 
     #[test]
     fn compression_on_every_store() {
-        for path in ["redis://h?compress=lz4&compress_min=10", "memcached://h?compress=lz4&compress_min=10", "file:///d?compress=lz4&compress_min=10"] {
+        for path in ["redis://h?compress=lz4&compress_min=10", "memcached://h?compress=lz4&compress_min=10", "file:///d?compress=lz4&compress_min=10", "pgsql://h/d?compress=lz4&compress_min=10", "mysql://h/d?compress=lz4&compress_min=10"] {
             assert_eq!(parse(path).unwrap().compression(), Compression { algorithm: Some(Algorithm::Lz4), min: 10 }, "{path}");
         }
         assert_eq!(parse("redis://h").unwrap().compression(), Compression { algorithm: None, min: 1024 });
@@ -673,6 +822,61 @@ mod tests {
         assert!(parse("memcached://a?max_item_size=0").is_err());
         assert!(parse("memcached://a/x").is_err());
         assert!(parse("ftp://x").is_err());
+    }
+
+    #[test]
+    fn sql_forms() {
+        let StoreConfig::Pgsql(c) =
+            parse("pgsql://app:p%40ss@db.internal:6432/sessions?table=web_sess&sslmode=verify-full&prefix=lms:&lazy_touch_s=0")
+                .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.addr, SqlAddr::Tcp { host: "db.internal".into(), port: 6432 });
+        assert_eq!((c.user.as_deref(), c.password.as_deref()), (Some("app"), Some("p@ss")));
+        assert_eq!((c.dbname.as_str(), c.table.as_str()), ("sessions", "web_sess"));
+        assert_eq!((c.sslmode, c.lazy_touch, c.net.prefix.as_str()), (SslMode::VerifyFull, Duration::ZERO, "lms:"));
+
+        let StoreConfig::Pgsql(c) = parse("postgresql://[::1]/d").unwrap() else { panic!() };
+        assert_eq!(c.addr, SqlAddr::Tcp { host: "::1".into(), port: 5432 });
+        assert_eq!((c.user, c.table.as_str(), c.sslmode, c.lazy_touch), (None, DEFAULT_SQL_TABLE, SslMode::Prefer, DEFAULT_LAZY_TOUCH));
+
+        let StoreConfig::Mysql(c) = parse("mysql://root@127.0.0.1/app?timeout_ms=300").unwrap() else { panic!() };
+        assert_eq!(c.addr, SqlAddr::Tcp { host: "127.0.0.1".into(), port: 3306 });
+        assert_eq!(c.net.timeout, Duration::from_millis(300));
+        let StoreConfig::Mysql(c) = parse("mysql://u:p@/app?socket=/run/mysqld/mysqld.sock").unwrap() else { panic!() };
+        assert_eq!(c.addr, SqlAddr::Unix { path: "/run/mysqld/mysqld.sock".into() });
+        assert!(matches!(parse("mysql://u@localhost/app?socket=/s.sock").unwrap(), StoreConfig::Mysql(_)));
+
+        for bad in [
+            "pgsql://h",
+            "pgsql://h/",
+            "pgsql:///d",
+            "pgsql://h/a/b",
+            "pgsql://h:0/d",
+            "pgsql://h/d?table=",
+            "pgsql://h/d?table=x;DROP%20TABLE%20y",
+            "pgsql://h/d?table=a-b",
+            "pgsql://h/d?table=1abc",
+            "pgsql://h/d?table=a%22b",
+            "pgsql://h/d?table=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "pgsql://h/d?sslmode=verify-ca",
+            "pgsql://h/d?sslmode=",
+            "pgsql://h/d?socket=/x.sock",
+            "pgsql://h/d?lazy_touch_s=-1",
+            "pgsql://h/d?lazy_touch_s=1.5",
+            "pgsql://h/d?lazy_touch_s=86401",
+            "pgsql://h/d?connect_timeout_ms=0",
+            "mysql://h/d?socket=relative.sock",
+            "mysql://h:3306/d?socket=/x.sock",
+            "mysql://u@/d?socket=/x.sock&sslmode=require",
+            "mysql://u@/d",
+            "mysql://h/d?bogus=1",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should fail");
+        }
+        let e = parse("pgsql://h/d?table=x;y").unwrap_err().to_string();
+        assert!(e.contains("table") && e.contains("A-Z a-z 0-9 _"), "{e}");
     }
 
     #[test]

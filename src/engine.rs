@@ -76,6 +76,11 @@ struct Request {
     /// Sessions killed while this request held them: they stay dead for the
     /// rest of it, whatever it does.
     killed: Vec<SessionId>,
+    /// Sessions whose read failed in this request (a lock wait that gave
+    /// up, a store error): a write that comes anyway (frameworks that
+    /// swallow the failed read) would land over what another request
+    /// holds, so it is refused.
+    failed_reads: Vec<SessionId>,
 }
 
 thread_local! {
@@ -216,6 +221,9 @@ struct Active {
     meta: Meta,
     /// The metadata changed since it was stored: the next save writes.
     dirty: bool,
+    /// Destroyed by this request: metadata changes wait for the session
+    /// written next without a read (a framework's own regenerate).
+    destroyed: bool,
     /// session.gc_maxlifetime at read.
     default_timeout: u32,
 }
@@ -293,6 +301,17 @@ impl Engine {
     pub fn read(&mut self, raw_id: &[u8], maxlifetime: i64) -> Result<Vec<u8>, EngineError> {
         self.follow_fork()?;
         let id = parse_id(raw_id)?;
+        let result = self.read_id(id.clone(), maxlifetime);
+        request(|r| {
+            r.failed_reads.retain(|f| f != &id);
+            if result.is_err() {
+                r.failed_reads.push(id);
+            }
+        });
+        result
+    }
+
+    fn read_id(&mut self, id: SessionId, maxlifetime: i64) -> Result<Vec<u8>, EngineError> {
         let default_timeout = timeout_of(maxlifetime);
         bump(&STATS.reads, 1);
 
@@ -407,7 +426,7 @@ impl Engine {
         }
         let out = original.clone().unwrap_or_default();
         let has_user = meta.user.is_some();
-        self.active = Some(Active { id, token, frozen, original, meta, dirty, default_timeout });
+        self.active = Some(Active { id, token, frozen, original, meta, dirty, destroyed: false, default_timeout });
         if inherited && frozen.is_none() {
             // A regenerated session is listed under its user at once, so a
             // kill of that user's sessions also finds it.
@@ -445,13 +464,35 @@ impl Engine {
     fn save(&mut self, id: &SessionId, what: Save<'_>, data: &[u8], maxlifetime: i64) -> Result<(), EngineError> {
         self.follow_fork()?;
         if self.active_for(id).is_none() {
-            // A write without a read (a handler driven by hand): a session
-            // of its own, written as new.
-            let meta = Meta::new(store::now_secs(), self.origin.ip.clone(), timeout_of(maxlifetime));
+            if request(|r| r.failed_reads.contains(id)) {
+                bump(&STATS.writes_skipped, 1);
+                return Err(EngineError::NotRead(short_id(id.as_str())));
+            }
+            // A write without a read (a handler driven by hand; a framework
+            // that moves the data to a new id itself): a session of its
+            // own, written as new. It continues a session this engine
+            // destroyed if set_user()/set_timeout() were called since.
+            let mut meta = Meta::new(store::now_secs(), self.origin.ip.clone(), timeout_of(maxlifetime));
+            if let Some(old) = self.active.as_ref().filter(|a| a.destroyed && a.dirty) {
+                meta.user = old.meta.user.clone();
+                meta.timeout = old.meta.timeout;
+                meta.timeout_set = old.meta.timeout_set;
+                meta.created = old.meta.created;
+                meta.first_ip = old.meta.first_ip.clone().or(meta.first_ip);
+            }
             let default_timeout = timeout_of(maxlifetime);
             let _ = self.release_lock();
             let frozen = request(|r| r.killed.contains(id)).then_some(Frozen::Killed);
-            self.active = Some(Active { id: id.clone(), token: None, frozen, original: None, meta, dirty: true, default_timeout });
+            self.active = Some(Active {
+                id: id.clone(),
+                token: None,
+                frozen,
+                original: None,
+                meta,
+                dirty: true,
+                destroyed: false,
+                default_timeout,
+            });
         }
         let Some(a) = self.active.as_mut() else { return Err(EngineError::NotOpen) };
         if let Some(frozen) = a.frozen {
@@ -478,14 +519,9 @@ impl Engine {
         a.meta.last_access = store::now_secs();
         a.meta.timeout = a.effective_timeout();
         let lock = a.token.map_or(LockUse::Unlocked, LockUse::Release);
-        let put = Put {
-            what,
-            meta: &a.meta,
-            ttl: storage_ttl(a.meta.timeout),
-            lock,
-            existed: a.original.is_some(),
-            user: UserChange::Unchanged,
-        };
+        // A new session created with its user already set is filed under it.
+        let user = if a.original.is_none() && a.meta.user.is_some() { UserChange::From(None) } else { UserChange::Unchanged };
+        let put = Put { what, meta: &a.meta, ttl: storage_ttl(a.meta.timeout), lock, existed: a.original.is_some(), user };
         let result = counted(self.store.lock().save(id, &put));
         match what {
             Save::Write(_) => bump(&STATS.writes, 1),
@@ -562,6 +598,11 @@ impl Engine {
         }
         let before = a.meta.clone();
         change(&mut a.meta);
+        if a.destroyed {
+            // Not stored under the destroyed id: kept for its successor.
+            a.dirty |= a.meta != before;
+            return Ok(());
+        }
         if a.meta == before && a.original.is_some() {
             return Ok(());
         }
@@ -622,6 +663,8 @@ impl Engine {
                 self.mark_killed(&id);
             } else {
                 a.original = None;
+                a.destroyed = true;
+                a.dirty = false;
             }
         }
         Ok(())

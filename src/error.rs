@@ -76,6 +76,8 @@ pub enum EngineError {
     BadArgument(String),
     #[error("internal error: {0}")]
     Panic(String),
+    #[error("session {0} was not read (its read failed), so nothing was written: the write would have replaced what another request holds")]
+    NotRead(String),
     #[error("called again from inside one of its own calls (an error handler?); refused rather than waiting on itself")]
     Reentered,
 }

@@ -198,6 +198,21 @@ function kill_all_sessions(): int {}
 function lock_info(string $id): ?array {}
 
 /**
+ * The SQL statements that create the tables of a pgsql:// or mysql:// save
+ * path (sessions with their indexes, the kill-all generation, the lock
+ * holders); each is idempotent (IF NOT EXISTS). The store runs them itself
+ * on its first connection when a table is missing; operators who create
+ * tables by hand take them from here (`php/bin/rsession schema`).
+ * @param ?string $savePath the store's save path; null: the one the other
+ *                functions use (session.save_path, or the open Handler's)
+ * @param bool $apply also run them on the server (what is there stays)
+ * @return string the statements, each ending with ";" and a newline
+ * @throws Exception when the save path is not a SQL store, cannot be parsed,
+ *                   or (with $apply) the server refuses
+ */
+function schema(?string $savePath = null, bool $apply = false): string {}
+
+/**
  * This process's counters since it started (a php-fpm worker or built-in
  * server worker keeps counting across requests: to measure one request,
  * take the difference of two calls).

@@ -63,18 +63,19 @@ RSESSION_SAVE_PATH_TEMPLATE= suite "session on rsession/files" tests/phpt/sessio
 RSESSION_SAVE_PATH_TEMPLATE= suite "session on stock files" tests/phpt/session -d session.save_handler=files
 RSESSION_SAVE_PATH_TEMPLATE= suite "rsession on files" tests/phpt/rsession "${EXT[@]}" -d session.save_handler=rsession
 RSESSION_SAVE_PATH_TEMPLATE= suite "registry on files" tests/phpt/registry "${EXT[@]}" -d session.save_handler=rsession
-# network_store NAME: the shared session suite and tests/phpt/NAME on the
-# server whose address tests/services.sh put in RSESSION_TEST_<NAME> (and
-# for a Redis cluster or Sentinel set, tests/phpt/redis on it too).
+# network_store NAME [QUERY]: the shared session suite and tests/phpt/NAME on
+# the server whose address tests/services.sh put in RSESSION_TEST_<NAME> (and
+# for a Redis cluster or Sentinel set, tests/phpt/redis on it too); QUERY is
+# added to the shared suites' save path.
 network_store() {
-  local var="RSESSION_TEST_${1^^}"
+  local var="RSESSION_TEST_${1^^}" extra=${2:-}
   var=${var//-/_}
   if [ -z "${!var:-}" ]; then
     echo "$var is not set: run via make test (it starts the servers)"; failed_suites+=("$1 (no server)")
     return
   fi
-  local template="${!var}?prefix=phpt:{test}:"
-  [[ ${!var} == *'?'* ]] && template="${!var}&prefix=phpt:{test}:"
+  local template="${!var}?prefix=phpt:{test}:$extra"
+  [[ ${!var} == *'?'* ]] && template="${!var}&prefix=phpt:{test}:$extra"
   RSESSION_SAVE_PATH_TEMPLATE=$template \
     suite "session on rsession/$1" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
   suite "rsession on $1" "tests/phpt/$1" "${EXT[@]}" -d session.save_handler=rsession
@@ -88,6 +89,16 @@ network_store redis
 network_store redis-cluster
 network_store redis-sentinel
 network_store memcached
+# The shared suites time sessions out within seconds; the SQL stores' lazy
+# window (60 s by default, see README) would stretch those timeouts, so
+# they run with a 1 s window. tests/phpt/pgsql and mysql run the default.
+network_store pgsql "&lazy_touch_s=1"
+network_store mysql "&lazy_touch_s=1"
+# tests/phpt/sql: what both SQL stores share, once on each.
+for db in pgsql mysql; do
+  RSESSION_SQL=$db suite "sql on $db" tests/phpt/sql "${EXT[@]}" -d session.save_handler=rsession
+done
+# Last and alone: these kill servers.
 suite "redis-failover" tests/phpt/redis-failover "${EXT[@]}" -d session.save_handler=rsession
 
 echo

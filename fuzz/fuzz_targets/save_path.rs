@@ -3,7 +3,7 @@
 use std::path::Path;
 
 use libfuzzer_sys::fuzz_target;
-use rsession::config::{RedisAddr, StoreConfig};
+use rsession::config::{RedisAddr, SqlAddr, StoreConfig};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(s) = std::str::from_utf8(data) else { return };
@@ -21,6 +21,15 @@ fuzz_target!(|data: &[u8]| {
         }
         Ok(StoreConfig::Memcached(c)) => {
             assert!(!c.servers.is_empty() && c.max_item_size > 0);
+        }
+        Ok(StoreConfig::Pgsql(c) | StoreConfig::Mysql(c)) => {
+            // The table name is written into SQL: only [A-Za-z0-9_].
+            assert!(!c.table.is_empty() && c.table.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_'));
+            assert!(!c.dbname.is_empty());
+            match &c.addr {
+                SqlAddr::Tcp { host, port } => assert!(!host.is_empty() && *port > 0),
+                SqlAddr::Unix { path } => assert!(path.is_absolute()),
+            }
         }
     }
 });

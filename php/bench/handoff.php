@@ -37,15 +37,18 @@ $sid = 'benchhandoff' . getmypid();
 // Children get this process's session settings and extensions.
 $cmd = [PHP_BINARY, '-n'];
 foreach (ini_get_all(null, false) as $k => $v) {
+    if ($k === 'session.save_handler' && $v === 'user') {
+        continue;   // a userland handler: the child's auto_prepend_file sets it
+    }
     if (str_starts_with($k, 'session.') || str_starts_with($k, 'rsession.') || str_starts_with($k, 'redis.')
-        || str_starts_with($k, 'memcached.')) {
+        || str_starts_with($k, 'memcached.') || ($k === 'auto_prepend_file' && $v !== '')) {
         $cmd[] = '-d';
         $cmd[] = "$k=\"$v\"";
     }
 }
 foreach (get_loaded_extensions() as $ext) {
-    if (in_array($ext, ['rsession', 'redis', 'memcached', 'igbinary', 'msgpack'], true)) {
-        $path = $ext === 'rsession' ? getenv('RSESSION_SO') : $ext;
+    if (in_array($ext, ['rsession', 'redis', 'memcached', 'igbinary', 'msgpack', 'PDO', 'mysqlnd', 'pdo_pgsql', 'pdo_mysql'], true)) {
+        $path = $ext === 'rsession' ? getenv('RSESSION_SO') : strtolower($ext);
         $cmd[] = '-d';
         $cmd[] = "extension=$path";
     }

@@ -13,6 +13,7 @@ foreach (file("$in/results.tsv", FILE_IGNORE_NEW_LINES | FILE_SKIP_EMPTY_LINES) 
     $rows[$metric][$store][$handler] = (float) $value;
 }
 $machine = trim((string) @file_get_contents("$in/machine.txt"));
+$measured = trim((string) @file_get_contents("$in/measured.txt"));
 // metric => [title, format, drawn in the chart]
 $titles = [
     'cycles_per_s' => ['Locked session cycles per second, one process (start → change 1 KB → write_close); higher is better', '%.0f/s', true],
@@ -22,7 +23,10 @@ $titles = [
 ];
 $md = "# rsession benchmark report\n\nWritten by `make bench` on " . date('Y-m-d H:i T') . ".\n"
     . "Machine: $machine. Every figure is a median over alternating runs of rsession and its peer in one invocation "
-    . "(handoff: the median of the runs' mean delays). Shared machine: expect noise of ±20%.\n\n![chart](chart.svg)\n";
+    . "(handoff: the median of the runs' mean delays). Shared machine: expect noise of ±20%.\n"
+    . ($measured === '' ? '' : "\nThis run measured only: $measured (BENCH_STORES); the other stores' figures are "
+        . "those of the previous run, kept in bench/results.tsv.\n")
+    . "\n![chart](chart.svg)\n";
 foreach ($titles as $metric => [$title, $fmt]) {
     if (empty($rows[$metric])) continue;
     $md .= "\n## $title\n\n| store | rsession | peer | peer figure | rsession ÷ peer |\n|---|--:|---|--:|--:|\n";

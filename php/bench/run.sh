@@ -9,6 +9,17 @@ export RSESSION_SO=$SO
 OUT=.run/bench; rm -rf "$OUT"; mkdir -p "$OUT"
 SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
+# BENCH_STORES narrows the run to some stores (files redis memcached pgsql mysql).
+BENCH_STORES=${BENCH_STORES:-files redis memcached pgsql mysql}
+want() { [[ " $BENCH_STORES " == *" $1 "* ]]; }
+# A narrowed run keeps the other stores' figures of the last run
+# (bench/results.tsv), so bench/report.md still shows every store.
+if [ "$BENCH_STORES" != "files redis memcached pgsql mysql" ] && [ -f bench/results.tsv ]; then
+  while IFS=$'\t' read -r store rest; do
+    want "${store%%/*}" || printf '%s\t%s\n' "$store" "$rest" >> "$OUT/results.tsv"
+  done < bench/results.tsv
+  echo "$BENCH_STORES" > "$OUT/measured.txt"
+fi
 
 json() { php -n -r '$j = json_decode(stream_get_contents(STDIN), true); echo $j[$argv[1]] ?? "-";' "$1"; }
 # record STORE METRIC HANDLER VALUE: kept for the report (bench/report.md).
@@ -20,6 +31,7 @@ echo "$MACHINE" > "$OUT/machine.txt"
 echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname -sr), PHP $(php -n -r 'echo PHP_VERSION;')"
 echo
 
+if want files; then
 echo "== files store: locked cycles/s in one process (start → change 1 KB → write_close), median of $ROUNDS alternating runs"
 ours=(); peer=()
 for r in $(seq "$ROUNDS"); do
@@ -57,6 +69,7 @@ for h in rsession files; do
   printf '   %-9s 8 processes, median of the runs'"'"' means: %6.3f ms\n' "$h" "$m"
 done
 echo
+fi
 
 RSS_CYCLES=${BENCH_RSS_CYCLES:-100000}
 echo "== memory: RSS of one process over $RSS_CYCLES locked cycles (after 1000 warm-up cycles)"
@@ -68,31 +81,45 @@ rss_row() { # label, store, php args...
   printf '   %-18s %6s kB → %6s kB (growth %s kB)\n' "$label" "$(json rss_before_kb <<<"$res")" \
     "$(json rss_after_kb <<<"$res")" "$(json growth_kb <<<"$res")"
 }
-rss_row "rsession (files)" files -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
+want files && rss_row "rsession (files)" files -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
   -d session.save_path="$PWD/$OUT/rss"
-if [ -n "${RSESSION_TEST_REDIS:-}" ]; then
+if want redis && [ -n "${RSESSION_TEST_REDIS:-}" ]; then
   rss_row "rsession (redis)" redis -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
     -d "session.save_path=\"$RSESSION_TEST_REDIS?prefix=bench-rss:\""
 fi
-if [ -n "${RSESSION_TEST_MEMCACHED:-}" ]; then
+if want memcached && [ -n "${RSESSION_TEST_MEMCACHED:-}" ]; then
   rss_row "rsession (memcached)" memcached -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
     -d "session.save_path=\"$RSESSION_TEST_MEMCACHED?prefix=bench-rss:\""
 fi
+for store in pgsql mysql; do
+  var=RSESSION_TEST_${store^^}
+  if want $store && [ -n "${!var:-}" ]; then
+    rss_row "rsession ($store)" "$store" -n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0 \
+      -d "session.save_path=\"${!var}?prefix=bench-rss:\""
+  fi
+done
 echo
 
-for store in redis memcached; do
+for store in redis memcached pgsql mysql; do
   var=RSESSION_TEST_${store^^}
-  if [ -n "${!var:-}" ]; then php/bench/store.sh "$SO" "$store"; fi
+  if want $store && [ -n "${!var:-}" ]; then php/bench/store.sh "$SO" "$store"; fi
+  # Symfony's other locking mode, its default.
+  if want $store && [ -n "${!var:-}" ] && [[ $store == pgsql || $store == mysql ]]; then
+    php/bench/store.sh "$SO" "$store" transactional
+  fi
 done
 
 REGISTRY_SIZES=${BENCH_REGISTRY_SIZES:-10000 100000}
 echo "== session registry: one user's 10 sessions among N sessions of N/10 users, 500 users sampled per figure"
 printf '   %-10s %7s  %-24s %-24s %12s %10s\n' store sessions "user_sessions() med/p99" "kill_user_sessions() med/p99" kill_all fill/s
-for store in files redis memcached; do
+for store in files redis memcached pgsql mysql; do
+  want $store || continue
   case $store in
     files) base= ;;
     redis) base=${RSESSION_TEST_REDIS:-} ;;
     memcached) base=${RSESSION_TEST_MEMCACHED:-} ;;
+    pgsql) base=${RSESSION_TEST_PGSQL:-} ;;
+    mysql) base=${RSESSION_TEST_MYSQL:-} ;;
   esac
   [ "$store" != files ] && [ -z "$base" ] && continue
   for n in $REGISTRY_SIZES; do
@@ -113,4 +140,5 @@ done
 echo
 
 php -n php/bench/report.php "$OUT" bench
+cp "$OUT/results.tsv" bench/results.tsv
 echo "report: bench/report.md, chart: bench/chart.svg"

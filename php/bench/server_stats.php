@@ -3,7 +3,33 @@
 // session cycle. Prints one line of JSON. Plain sockets: the figure must not
 // depend on either client library under test.
 // Usage: php server_stats.php redis|memcached HOST:PORT
+//        php server_stats.php pgsql|mysql PIDFILE   (the server's processes, from /proc)
 [, $kind, $addr] = $argv + [null, null, null];
+if ($kind === 'pgsql' || $kind === 'mysql') {
+    // PostgreSQL: the postmaster and its children (a backend per client);
+    // MariaDB: one process.
+    $root = (int) @file($addr)[0];
+    $ticks = 0;
+    foreach (glob('/proc/[0-9]*/stat') ?: [] as $f) {
+        $stat = @file_get_contents($f);
+        if ($stat === false) continue;
+        $fields = explode(' ', substr($stat, strrpos($stat, ')') + 2));
+        $pid = (int) basename(dirname($f));
+        if ($pid === $root) {
+            // utime, stime, and those of its children that ended (a
+            // backend per client connection, gone when the client is)
+            $ticks += (int) $fields[11] + (int) $fields[12] + (int) $fields[13] + (int) $fields[14];
+        } elseif ((int) $fields[1] === $root) {
+            $ticks += (int) $fields[11] + (int) $fields[12];
+        }
+    }
+    if ($root <= 0) {
+        fwrite(STDERR, "server_stats.php: no server pid in $addr\n");
+        exit(1);
+    }
+    echo json_encode(['cpu_s' => $ticks / 100]), "\n";   // USER_HZ
+    exit(0);
+}
 $sock = @stream_socket_client("tcp://$addr", $errno, $error, 2.0);
 if ($sock === false || !in_array($kind, ['redis', 'memcached'], true)) {
     fwrite(STDERR, "server_stats.php: cannot read $kind stats at $addr: $error\n");

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # A network store: rsession beside the peer handler it replaces, on the same
 # server, alternating runs, medians. Needs the services of tests/services.sh.
-# Usage: php/bench/store.sh path/to/librsession.so redis|memcached
+# Usage: php/bench/store.sh path/to/librsession.so redis|memcached|pgsql|mysql [advisory|transactional]
+# (the SQL stores' peer is php/bench/pdo_session.php, Symfony's
+# PdoSessionHandler algorithm, in the locking mode given).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-SO=${1:?usage: $0 librsession.so redis|memcached}
-STORE=${2:?usage: $0 librsession.so redis|memcached}
+SO=${1:?usage: $0 librsession.so redis|memcached|pgsql|mysql [advisory|transactional]}
+STORE=${2:?usage: $0 librsession.so redis|memcached|pgsql|mysql [advisory|transactional]}
+PDO_MODE=${3:-advisory}
+# The report's row: the SQL stores get one per peer mode, so that each peer
+# is set beside rsession's figure from the same alternating runs.
+LABEL=$STORE
+[[ $STORE == pgsql || $STORE == mysql ]] && LABEL="$STORE/$PDO_MODE"
 export RSESSION_SO=$SO
 SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
@@ -32,6 +39,25 @@ case "$STORE" in
     PEER_ARGS=(-d extension=igbinary -d extension=msgpack -d extension=memcached -d session.save_handler=memcached
                -d memcached.sess_locking=1 -d memcached.sess_lock_retries=100000 -d memcached.sess_prefix=bench-peer.)
     PEER_PATH="${RSESSION_TEST_MEMCACHED#memcached://}" ;;
+  pgsql | mysql)
+    var=RSESSION_TEST_${STORE^^}
+    url=${!var:?source .run/services.env first (make bench does)}
+    OURS_PATH="$url?prefix=bench-%s:"
+    PEER="Symfony PDO $PDO_MODE"
+    [ "$STORE" = pgsql ] && SERVER=$PWD/.run/pgsql/postmaster.pid || SERVER=$PWD/.run/mysql.pid
+    # The same server, database and user for the peer.
+    php -n -r '$u = parse_url($argv[1]);
+      printf("export BENCH_PDO_DSN=%s BENCH_PDO_USER=%s BENCH_PDO_PASSWORD=%s BENCH_PDO_MODE=%s\n",
+        escapeshellarg(sprintf("%s:host=%s;port=%d;dbname=%s", $u["scheme"], $u["host"], $u["port"], ltrim($u["path"], "/"))),
+        escapeshellarg($u["user"]), escapeshellarg($u["pass"]), escapeshellarg($argv[2]));' "$url" "$PDO_MODE" > "$OUT/pdo.env"
+    source "$OUT/pdo.env"
+    # pdo_mysql needs mysqlnd loaded before it.
+    PDO_EXT=(-d extension=pdo)
+    [ "$STORE" = mysql ] && PDO_EXT+=(-d extension=mysqlnd)
+    PDO_EXT+=(-d extension="pdo_$STORE")
+    PEER_ARGS=("${PDO_EXT[@]}" -d auto_prepend_file="$PWD/php/bench/pdo_session.php")
+    BENCH_PDO_CREATE=1 php -n "${PDO_EXT[@]}" php/bench/pdo_session.php
+    PEER_PATH="unused-%s" ;;
   *) echo "unknown store $STORE" >&2; exit 2 ;;
 esac
 OURS=(-n -d extension="$SO" -d session.save_handler=rsession -d session.use_strict_mode=0)
@@ -53,21 +79,21 @@ cycles() {
 }
 col() { awk -v c="$1" '{print $c}' "$OUT/cost-$STORE-$2" | median; }
 
-echo "== $STORE: locked cycles/s in one process (start → change 1 KB → write_close), median of $ROUNDS alternating runs"
+echo "== $STORE ($PEER): locked cycles/s in one process (start → change 1 KB → write_close), median of $ROUNDS alternating runs"
 ours=(); peer=(); rm -f "$OUT/cost-$STORE-"*
 for r in $(seq "$ROUNDS"); do
   ours+=("$(cycles ours "${OURS[@]}" -d "session.save_path=\"$(ours_path "c$r")\"")")
   peer+=("$(cycles peer "${PEER_ARGS[@]}" -d "session.save_path=\"$(peer_path "c$r")\"")")
 done
 o=$(printf '%s\n' "${ours[@]}" | median); p=$(printf '%s\n' "${peer[@]}" | median)
-record "$STORE" cycles_per_s rsession "$o"; record "$STORE" cycles_per_s "$PEER" "$p"
+record "$LABEL" cycles_per_s rsession "$o"; record "$LABEL" cycles_per_s "$PEER" "$p"
 printf '   rsession (%s): %8.0f/s\n   %-15s: %8.0f/s\n   ratio          : %8.2f\n' "$STORE" "$o" "$PEER" "$p" \
   "$(awk -v a="$o" -v b="$p" 'BEGIN {print a / b}')"
 echo "   CPU per cycle (medians): of the PHP process, and of the $STORE server"
 for who in ours peer; do
   label=$([ $who = ours ] && echo rsession || echo "$PEER")
   client_us=$(col 1 $who); server_us=$(col 2 $who)
-  record "$STORE" client_cpu_us "$label" "$client_us"; record "$STORE" server_cpu_us "$label" "$server_us"
+  record "$LABEL" client_cpu_us "$label" "$client_us"; record "$LABEL" server_cpu_us "$label" "$server_us"
   printf '   %-15s: client %6.1f µs, server %6.1f µs\n' "$label" "$client_us" "$server_us"
 done
 echo
@@ -87,7 +113,7 @@ for r in $(seq "$ROUNDS"); do
 done
 for h in rsession "$PEER"; do
   m=$(tr ' ' '\n' <<<"${means[$h]}" | grep . | median)
-  record "$STORE" handoff_mean_ms "$h" "$m"
+  record "$LABEL" handoff_mean_ms "$h" "$m"
   printf '   %-13s median of the runs'"'"' means: %7.3f ms\n' "$h" "$m"
 done
 echo

@@ -150,6 +150,28 @@ pub fn stats() -> PhpResult<ZBox<ZendHashTable>> {
     stats_array()
 }
 
+/// The SQL store's table definitions (for `php/bin/rsession schema`); with
+/// `$apply`, creates what is missing on the server.
+#[php_function]
+#[php(name = "RSession\\schema")]
+pub fn schema(savePath: Option<String>, apply: Option<bool>) -> PhpResult<String> {
+    boundary::outcome(boundary::guarded(|| {
+        let config = match &savePath {
+            Some(p) => parse_save_path(p)?,
+            None => config()?,
+        };
+        let Some(ddl) = crate::store::sql::schema_of(&config) else {
+            let name = config.store_name();
+            return Err(EngineError::BadArgument(format!("the {name} store has no SQL schema (only pgsql:// and mysql:// do)")));
+        };
+        if apply == Some(true) {
+            crate::store::sql::apply_schema(&config)?;
+        }
+        Ok(ddl.iter().map(|s| format!("{s};\n")).collect::<String>())
+    }))
+    .or_throw()
+}
+
 pub(super) fn register(module: ModuleBuilder<'static>) -> ModuleBuilder<'static> {
     module
         .function(wrap_function!(set_user))
@@ -160,4 +182,5 @@ pub(super) fn register(module: ModuleBuilder<'static>) -> ModuleBuilder<'static>
         .function(wrap_function!(kill_all_sessions))
         .function(wrap_function!(lock_info))
         .function(wrap_function!(stats))
+        .function(wrap_function!(schema))
 }

@@ -49,8 +49,9 @@ fn session_update_timestamp_interface() -> &'static ClassEntry {
 pub struct RSessionException;
 
 /// ext-php-rs gives every class a constructor that refuses to run when the
-/// Rust side defines none, which made `new RSession\Exception('msg')` fatal.
-/// The exception keeps RuntimeException's constructor instead. Called once,
+/// Rust side defines none, which made `new RSession\Exception('msg')` fatal,
+/// and an object of its own, without the file and line it was thrown from.
+/// The exception keeps RuntimeException's constructor and object instead. Called once,
 /// right after the class is registered at MINIT.
 pub(crate) fn inherit_exception_constructor() {
     let ce = RSessionException::get_metadata().ce();
@@ -59,6 +60,10 @@ pub(crate) fn inherit_exception_constructor() {
     unsafe {
         let ce = (ce as *const ClassEntry).cast_mut();
         (*ce).constructor = (*ffi::spl_ce_RuntimeException).constructor;
+        // Objects made as exceptions are (PHP 8.2 sets their handlers in the
+        // same call), so they record the file, line and trace they were
+        // thrown from; ext-php-rs's own object has no place for them.
+        (*ce).__bindgen_anon_2.create_object = (*ffi::spl_ce_RuntimeException).__bindgen_anon_2.create_object;
     }
 }
 

@@ -21,6 +21,7 @@ pub mod memory;
 pub mod redis;
 mod resp;
 mod spin;
+pub mod sql;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -307,7 +308,6 @@ pub fn holder_of(lock_value: &[u8]) -> Holder {
         .unwrap_or_else(Holder::unknown)
 }
 
-/// Opens the store a config names.
 /// Opens the store a config names. Every store reads compressed data,
 /// whatever its own `compress` setting (see [`compress`]).
 pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
@@ -315,12 +315,14 @@ pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
         StoreConfig::Files { dir, .. } => Box::new(files::FilesStore::open(dir)?),
         StoreConfig::Redis(c) => Box::new(redis::RedisStore::open(c)?),
         StoreConfig::Memcached(c) => Box::new(memcached::MemcachedStore::open(c)?),
+        StoreConfig::Pgsql(c) => Box::new(sql::pgsql::open(c)?),
+        StoreConfig::Mysql(c) => sql::mysql::open(c)?,
     };
     Ok(Box::new(compress::Compressed::new(store, config.compression())))
 }
 
 /// Names of the stores compiled in, for phpinfo().
-pub const COMPILED_STORES: &[&str] = &["files", "redis", "redis-cluster", "redis-sentinel", "memcached"];
+pub const COMPILED_STORES: &[&str] = &["files", "redis", "redis-cluster", "redis-sentinel", "memcached", "pgsql", "mysql"];
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)

@@ -79,6 +79,27 @@ pub fn idle_ok(fd: RawFd) -> bool {
     n == 0
 }
 
+/// Sets the receive timeout of a socket a client crate owns (the mysql
+/// crate sets one at connect; a lock wait needs a longer one for a while).
+pub fn set_read_timeout(fd: RawFd, t: Duration) -> io::Result<()> {
+    let t = t.max(Duration::from_millis(1)); // zero would mean forever
+    let tv = libc::timeval { tv_sec: t.as_secs() as libc::time_t, tv_usec: t.subsec_micros() as libc::suseconds_t };
+    // SAFETY: a valid timeval of the size given; an invalid fd is an error.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            (&tv as *const libc::timeval).cast(),
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
+
 /// The addresses of `host`, within `timeout`. An IP literal needs no
 /// lookup; a name is resolved on a helper thread, because the system
 /// resolver has no timeout of its own and a dead DNS server would

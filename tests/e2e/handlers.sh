@@ -9,7 +9,8 @@
 # E2E_HANDLERS_DEFAULT.
 
 E2E_HANDLERS_DEFAULT="rsession-files rsession-files-timeout rsession-files-readonly files
-  rsession-redis phpredis phpredis-nolock rsession-memcached php-memcached"
+  rsession-redis phpredis phpredis-nolock rsession-memcached php-memcached
+  rsession-pgsql rsession-mysql"
 
 # Lock wait granted to the peers, matched to rsession.lock_wait_ms so that
 # all handlers get the same patience (defaults noted in the report).
@@ -37,6 +38,8 @@ handler_needs() {
     rsession-files) echo "store:files" ;;
     rsession-redis) echo "store:redis service:redis" ;;
     rsession-memcached) echo "store:memcached service:memcached" ;;
+    rsession-pgsql) echo "store:pgsql service:pgsql" ;;
+    rsession-mysql) echo "store:mysql service:mysql" ;;
     phpredis | phpredis-nolock) echo "service:redis" ;;
     php-memcached) echo "service:memcached" ;;
     files) echo "" ;;
@@ -65,6 +68,12 @@ handler_ini() {
     rsession-memcached)
       printf 'session.save_handler = rsession\nsession.save_path = "memcached://127.0.0.1:%s,127.0.0.1:%s?prefix=e2e_%s:"\n' \
         "$m1" "$m2" "$tag" ;;
+    rsession-pgsql)
+      printf 'session.save_handler = rsession\nsession.save_path = "pgsql://rs_app:rs-app-pw@127.0.0.1:%s/rsession_test?prefix=e2e_%s:"\n' \
+        "$E2E_PG_PORT" "$tag" ;;
+    rsession-mysql)
+      printf 'session.save_handler = rsession\nsession.save_path = "mysql://rs_app:rs-app-pw@127.0.0.1:%s/rsession_test?prefix=e2e_%s:"\n' \
+        "$E2E_MYSQL_PORT" "$tag" ;;
     phpredis | phpredis-nolock)
       local locking=1
       [ "$name" = phpredis-nolock ] && locking=0
@@ -115,5 +124,7 @@ handler_note() {
     phpredis-nolock) echo "phpredis with its default redis.session.locking_enabled=0: expected to lose increments (reported, not a failure)." ;;
     php-memcached) echo "php-memcached: lock retried every 150 ms for up to ${_peer_wait_ms} ms (default 5 retries, 750 ms)." ;;
     files) echo "PHP's stock files handler (flock, no wait limit)." ;;
+    rsession-pgsql) echo "PostgreSQL 15 (advisory locks), private server; the connection is the lease." ;;
+    rsession-mysql) echo "MariaDB 10.11 (GET_LOCK), private server; the connection is the lease." ;;
   esac
 }

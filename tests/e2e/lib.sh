@@ -4,6 +4,8 @@
 E2E_PORT=${E2E_PORT:-18380}                 # nginx
 E2E_REDIS_PORT=${E2E_REDIS_PORT:-26379}     # private redis-server
 E2E_MEMCACHED_PORTS=(${E2E_MEMCACHED_PORTS:-31211 31212})
+E2E_PG_PORT=${E2E_PG_PORT:-35432}           # private PostgreSQL
+E2E_MYSQL_PORT=${E2E_MYSQL_PORT:-33306}     # private MariaDB
 E2E_WORKERS=${E2E_WORKERS:-12}              # php-fpm pm.max_children (static)
 E2E_LOCK_WAIT_MS=${E2E_LOCK_WAIT_MS:-10000} # lock wait granted to every handler
 PHP_FPM=${PHP_FPM:-php-fpm8.2}
@@ -61,6 +63,8 @@ services_start() {
   services_stop
   service_up redis
   service_up memcached
+  local db
+  for db in ${E2E_NEED_SQL:-}; do service_up "$db"; done
   cat > "$RUN/services.env" <<ENV
 export RSESSION_TEST_REDIS=redis://127.0.0.1:$E2E_REDIS_PORT
 export RSESSION_TEST_MEMCACHED=memcached://127.0.0.1:${E2E_MEMCACHED_PORTS[0]}
@@ -69,10 +73,22 @@ ENV
   log "services: redis :$E2E_REDIS_PORT, memcached :${E2E_MEMCACHED_PORTS[*]}"
 }
 
-# service_up redis|memcached: starts our private instance(s).
+# The SQL servers are started by tests/services.sh (initdb / install-db
+# once, then the server), with their data under .run/e2e/services.
+sql_service() { # start|stop pgsql|mysql
+  RSESSION_RUN_DIR=$RUN/services RSESSION_PG_PORT=$E2E_PG_PORT RSESSION_MYSQL_PORT=$E2E_MYSQL_PORT \
+    "$ROOT/tests/services.sh" "$1-$2" >> "$RUN/services/$2.out" 2>&1
+}
+
+# service_up redis|memcached|pgsql|mysql: starts our private instance(s).
 service_up() {
   local p
   case $1 in
+    pgsql | mysql)
+      port_free "$([ "$1" = pgsql ] && echo "$E2E_PG_PORT" || echo "$E2E_MYSQL_PORT")" ||
+        die "port of $1 is taken (set E2E_PG_PORT / E2E_MYSQL_PORT)"
+      sql_service start "$1" || die "$1 did not start (see $RUN/services/$1.out)"
+      ;;
     redis)
       port_free "$E2E_REDIS_PORT" || die "port $E2E_REDIS_PORT is taken (set E2E_REDIS_PORT)"
       redis-server --port "$E2E_REDIS_PORT" --bind 127.0.0.1 --save '' --appendonly no \
@@ -97,6 +113,7 @@ service_up() {
 service_down() {
   local f p
   case $1 in
+    pgsql | mysql) sql_service stop "$1" ;;
     redis) stop_pidfile "$RUN/services/redis.pid"
       for ((p = 0; p < 100; p++)); do port_free "$E2E_REDIS_PORT" && break; sleep 0.05; done ;;
     memcached)
@@ -112,6 +129,8 @@ services_stop() {
   for f in "$RUN"/services/redis.pid "$RUN"/services/memcached-*.pid; do
     [ -f "$f" ] && stop_pidfile "$f"
   done
+  [ -f "$RUN/services/pgsql/postmaster.pid" ] && sql_service stop pgsql
+  [ -f "$RUN/services/mysql.pid" ] && sql_service stop mysql
   return 0
 }
 

@@ -39,7 +39,8 @@ prepare() {
   # Packages: what the harness itself runs. The system services these
   # packages may start are stopped again; we run private instances.
   local pkgs=(php8.2-cli php8.2-fpm nginx-light python3 redis-server memcached
-              php8.2-redis php8.2-memcached php8.2-igbinary php8.2-msgpack) fresh=() p
+              php8.2-redis php8.2-memcached php8.2-igbinary php8.2-msgpack
+              postgresql mariadb-server) fresh=() p
   for p in php8.2-fpm nginx-light; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || fresh+=("$p")
   done
@@ -151,12 +152,15 @@ main() {
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   local h need_redis=0 need_mc=0
+  E2E_NEED_SQL=""
   for h in $E2E_HANDLERS $(faults_handlers); do
     [ -n "$(skip_reason "$h")" ] && continue
     needs_service "$h" redis && need_redis=1
     needs_service "$h" memcached && need_mc=1
+    needs_service "$h" pgsql && [[ $E2E_NEED_SQL != *pgsql* ]] && E2E_NEED_SQL+=" pgsql"
+    needs_service "$h" mysql && [[ $E2E_NEED_SQL != *mysql* ]] && E2E_NEED_SQL+=" mysql"
   done
-  if [ $need_redis = 1 ] || [ $need_mc = 1 ]; then services_start; fi
+  if [ $need_redis = 1 ] || [ $need_mc = 1 ] || [ -n "$E2E_NEED_SQL" ]; then services_start; fi
   nginx_start
   local t0=$SECONDS
   for h in $E2E_HANDLERS; do run_handler "$h"; done
@@ -179,7 +183,10 @@ serve() {
   trap cleanup EXIT
   trap 'exit 0' INT TERM
   [ -z "$(skip_reason "$name")" ] || die "$name: $(skip_reason "$name")"
-  if needs_service "$name" redis || needs_service "$name" memcached; then services_start; fi
+  E2E_NEED_SQL=""
+  needs_service "$name" pgsql && E2E_NEED_SQL=pgsql
+  needs_service "$name" mysql && E2E_NEED_SQL=mysql
+  if needs_service "$name" redis || needs_service "$name" memcached || [ -n "$E2E_NEED_SQL" ]; then services_start; fi
   nginx_start
   fpm_start "$RUN/$name" "$(handler_ini "$name" "$RUN/$name")"
   log "serving $name on http://127.0.0.1:$E2E_PORT/{inc,slow,ro,count}.php (Ctrl-C stops)"

@@ -19,35 +19,44 @@
 //! one round trip. If the lock was lost and someone else wrote meanwhile, the
 //! data's CAS no longer matches: nothing is overwritten. Waiting is a jittered
 //! exponential backoff (first retry within 1 ms, capped at 4 ms). A thread
-//! touches held locks every third of the lease (touch keeps the CAS), so a
-//! dead holder's lock expires within the lease (rounded up to whole seconds,
-//! plus one for memcached's one-second clock).
+//! renews held locks every third of the lease by rewriting each with its own
+//! value over its own CAS (memcached 1.6.18 has no compare on a touch), so a
+//! lock that expired and was taken by another process is never extended; the
+//! store releases with the CAS of the last renewal. A dead holder's lock
+//! expires within the lease (rounded up to whole seconds, plus one for
+//! memcached's one-second clock). The same thread keeps the session's data
+//! from expiring while its lock is held.
 //!
 //! Sessions: `<prefix><id>:d` holds an envelope of metadata and data (see
-//! `meta::envelope`); its client flags hold the TTL it was given, so the
-//! remaining TTL (`t`) tells the last access without rewriting the item on
-//! a lazy write. `<prefix>gen` (on every server) is the generation that
-//! `kill_all_sessions()` increments; it is read in the same pipeline as the
-//! session, and a session of an older generation reads as missing.
-//! `<prefix>u:<md5 of user>` lists a user's session ids, one per line,
-//! updated by compare-and-swap when a session's user changes and pruned
-//! when listed. (memcached may evict any item, an index too: the registry
-//! on memcached is as durable as memcached is.)
+//! `meta::envelope`); its client flags hold the idle timeout it was given in
+//! seconds, so the remaining TTL (`t`) tells the last access without
+//! rewriting the item on a lazy write. `<prefix>gen` (on every server) is the
+//! generation that `kill_all_sessions()` increments; it is read in the same
+//! pipeline as the session, and a session of an older generation reads as
+//! missing. `<prefix>u:<md5 of user>` lists a user's session ids, one per
+//! line, updated by compare-and-swap when a session's user changes and
+//! pruned when listed. (memcached may evict any item, an index too: the
+//! registry on memcached is as durable as memcached is.)
 //!
 //! A server that does not answer within the timeout is skipped for a few
 //! seconds with a warning: its sessions read as missing, new ones go to the
-//! next server on the ring; requests never hang on it.
+//! next server on the ring; requests never hang on it. Kills still go to a
+//! session's owner (and to the server standing in for it), so they stick
+//! once it is back; a kill that cannot reach the owner is an error.
 
 use std::collections::HashMap;
-use std::io::{BufReader, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::io::{self, BufReader, Read, Write};
+use std::net::TcpStream;
 use std::os::fd::AsRawFd;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use md5::{Digest, Md5};
+use parking_lot::Mutex;
 
 use self::proto::{Reply, read_reply};
 use super::lease::{self, LeaseKeeper};
+use super::net::{self, Deadline, Resend};
 use super::spin::Spinner;
 use super::{
     Backoff, Holder, Listed, LockRequest, LockToken, Locked, Put, Record, Registry, Result, Save, SessionId, Store, UserChange,
@@ -70,9 +79,20 @@ const MAX_KEY: usize = 250;
 const ITEM_OVERHEAD: usize = 64 + MAX_KEY;
 /// TTLs above 30 days are read by memcached as absolute Unix times.
 const RELATIVE_TTL_MAX: u64 = 30 * 24 * 3600;
+/// Client flags at or above this are not a timeout in seconds but an
+/// absolute expiry, as items written before the flags held timeouts kept.
+const FLAGS_ABSOLUTE_FROM: u64 = 1_000_000_000;
 
 fn err(message: impl Into<String>) -> StoreError {
     StoreError::Backend { store: NAME, message: message.into() }
+}
+
+/// What went wrong, without the "memcached store:" its message starts with.
+fn reason(e: &StoreError) -> String {
+    match e {
+        StoreError::Backend { message, .. } => message.clone(),
+        e => e.to_string(),
+    }
 }
 
 /// The ring: sorted (point, server index).
@@ -115,21 +135,142 @@ impl Ring {
     }
 }
 
+/// A socket whose every read and write ends at the deadline of the exchange
+/// it serves: a server that trickles its reply cannot hold a request past
+/// `timeout_ms` (a per-call timeout would restart at each byte).
+struct Bounded {
+    stream: TcpStream,
+    deadline: Deadline,
+}
+
+impl Read for Bounded {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.stream.set_read_timeout(Some(self.deadline.remaining()?))?;
+        self.stream.read(buf)
+    }
+}
+
+type Conn = BufReader<Bounded>;
+
+/// Opens a connection to `host:port`, trying each of its addresses with the
+/// name lookup bounded too, for exchanges that end at `deadline`.
+fn connect(host: &str, port: u16, connect_timeout: Duration, deadline: Deadline) -> io::Result<Conn> {
+    let stream = net::connect_tcp(host, port, connect_timeout)?;
+    stream.set_nodelay(true)?;
+    Ok(BufReader::new(Bounded { stream, deadline }))
+}
+
+/// Whether a pooled connection can carry a request: nothing left unread, and
+/// not closed by the server while it sat idle (a restart, an idle timeout).
+fn usable(conn: &Conn) -> bool {
+    conn.buffer().is_empty() && net::idle_ok(conn.get_ref().stream.as_raw_fd())
+}
+
+/// Writes all of `request` by the connection's deadline. On failure, also
+/// whether any of it went out (then the server may have run part of it).
+fn send(b: &mut Bounded, request: &[u8]) -> std::result::Result<(), (io::Error, bool)> {
+    let mut done = 0;
+    while done < request.len() {
+        let written = b
+            .deadline
+            .remaining()
+            .and_then(|left| b.stream.set_write_timeout(Some(left)))
+            .and_then(|()| b.stream.write(&request[done..]));
+        match written {
+            Ok(0) => return Err((io::Error::new(io::ErrorKind::WriteZero, "the server stopped reading"), done > 0)),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((e, done > 0)),
+        }
+    }
+    Ok(())
+}
+
+/// How one attempt at an exchange ended.
+enum Outcome {
+    Done(Vec<Reply>),
+    /// The server refused a command (`SERVER_ERROR`); every reply was read,
+    /// so the connection is in step.
+    Refused(proto::Error),
+    /// The wire failed; `sent`: some of the request went out.
+    Broken(io::Error, bool),
+    /// The replies broke the protocol: the connection is out of step.
+    Garbled(proto::Error),
+}
+
+/// Sends `request` and reads `replies` replies. Every reply is read, even
+/// after a server error, so the connection stays in step for the next
+/// exchange.
+fn talk(conn: &mut Conn, spinner: &mut Spinner, request: &[u8], replies: usize, max_value: usize) -> Outcome {
+    if let Err((e, sent)) = send(conn.get_mut(), request) {
+        return Outcome::Broken(e, sent);
+    }
+    if conn.buffer().is_empty() {
+        spinner.wait_readable(conn.get_ref().stream.as_raw_fd());
+    }
+    let mut out = Vec::with_capacity(replies);
+    let mut refused = None;
+    for _ in 0..replies {
+        match read_reply(conn, max_value) {
+            Ok(r) => out.push(r),
+            Err(e) if e.in_step() => refused = refused.or(Some(e)),
+            Err(proto::Error::Io(e)) => return Outcome::Broken(e, true),
+            Err(e) => return Outcome::Garbled(e),
+        }
+    }
+    match refused {
+        Some(e) => Outcome::Refused(e),
+        None => Outcome::Done(out),
+    }
+}
+
 /// One server: address, its connection, and when it failed last.
 struct Server {
+    /// `host:port`: its points on the ring, and its name in messages.
     name: String,
-    conn: Option<BufReader<TcpStream>>,
+    host: String,
+    port: u16,
+    conn: Option<Conn>,
     dead_until: Option<Instant>,
     spinner: Spinner,
+    /// The largest item it stores (`item_size_max`), as it said when last
+    /// connected; None: not asked yet, or it did not say.
+    item_limit: Option<usize>,
 }
+
+/// A held lock as the lease thread renews it, shared by the store and that
+/// thread. Each renewal rewrites the lock over its CAS, which gives it a new
+/// one; the store releases with the newest.
+struct Lease {
+    host: String,
+    port: u16,
+    value: Vec<u8>,
+    cas: u64,
+    data_key: String,
+    /// Released, being released or lost: not renewed again.
+    ended: bool,
+}
+
+/// Leases the thread renews, by lock key.
+type Leases = Arc<Mutex<HashMap<String, Arc<Mutex<Lease>>>>>;
 
 /// What the store remembers of a lock it holds.
 struct Held {
     token: LockToken,
     server: usize,
-    lock_cas: u64,
+    lease: Arc<Mutex<Lease>>,
     /// CAS of the data as read under the lock; None: there was no data.
     data_cas: Option<u64>,
+}
+
+impl Held {
+    /// The lock's CAS for releasing it; from now on it is not renewed, so
+    /// the CAS stays valid (a renewal under way finishes first).
+    fn release_cas(&self) -> u64 {
+        let mut lease = self.lease.lock();
+        lease.ended = true;
+        lease.cas
+    }
 }
 
 pub struct MemcachedStore {
@@ -145,6 +286,7 @@ pub struct MemcachedStore {
     generations: HashMap<usize, (u64, Instant)>,
     warnings: Vec<String>,
     renewer: Option<LeaseKeeper>,
+    leases: Leases,
     /// See [`lease::renewal_enabled`].
     renew_enabled: bool,
 }
@@ -153,17 +295,33 @@ pub struct MemcachedStore {
 /// between (compare-and-swap).
 const INDEX_RETRIES: usize = 8;
 
-/// A TTL as memcached takes it; zero means never expire.
-fn ttl_arg(ttl: Duration) -> u64 {
+/// A TTL in whole seconds, rounded up; zero means never expire.
+fn ttl_secs(ttl: Duration) -> u64 {
     if ttl.is_zero() {
         return 0;
     }
-    let secs = ttl.as_millis().div_ceil(1000) as u64;
-    if secs > RELATIVE_TTL_MAX {
-        SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) + secs
-    } else {
-        secs.max(1)
-    }
+    (ttl.as_millis().div_ceil(1000) as u64).max(1)
+}
+
+/// An expiry of `secs` from now as memcached takes it: over 30 days, an
+/// absolute Unix time.
+fn expiry_arg(secs: u64) -> u64 {
+    if secs > RELATIVE_TTL_MAX { now_secs() + secs } else { secs }
+}
+
+/// A TTL as memcached takes it; zero means never expire.
+fn ttl_arg(ttl: Duration) -> u64 {
+    expiry_arg(ttl_secs(ttl))
+}
+
+/// The client flags that record a TTL (32 bits: seconds, capped).
+fn ttl_flags(ttl: Duration) -> u64 {
+    ttl_secs(ttl).min(u64::from(u32::MAX))
+}
+
+/// The idle timeout, in seconds, an item's flags recorded at its last write.
+fn given_ttl(item: &Reply) -> Option<u64> {
+    item.flag('f').filter(|f| (1..FLAGS_ABSOLUTE_FROM).contains(f))
 }
 
 /// A lock's TTL: memcached's clock ticks in whole seconds, so an item given
@@ -187,6 +345,12 @@ fn generation_key(prefix: &str) -> String {
     format!("{prefix}gen")
 }
 
+/// The id that places a key that is not a session's (a user's index): by
+/// the key itself, as for sessions.
+fn placement_of(key: &str) -> SessionId {
+    SessionId::parse(format!("{:x}", Md5::digest(key.as_bytes())).as_bytes()).expect("hex is a valid id")
+}
+
 fn number(r: &Reply) -> u64 {
     r.value.as_deref().and_then(|v| std::str::from_utf8(v).ok()).and_then(|t| t.trim().parse().ok()).unwrap_or(0)
 }
@@ -194,9 +358,23 @@ fn number(r: &Reply) -> u64 {
 impl MemcachedStore {
     pub fn open(config: &MemcachedConfig) -> Result<MemcachedStore> {
         let names: Vec<String> = config.servers.iter().map(|(h, p)| format!("{h}:{p}")).collect();
+        let servers = config
+            .servers
+            .iter()
+            .zip(&names)
+            .map(|((host, port), name)| Server {
+                name: name.clone(),
+                host: host.clone(),
+                port: *port,
+                conn: None,
+                dead_until: None,
+                spinner: Spinner::default(),
+                item_limit: None,
+            })
+            .collect();
         Ok(MemcachedStore {
             ring: Ring::new(&names),
-            servers: names.into_iter().map(|name| Server { name, conn: None, dead_until: None, spinner: Spinner::default() }).collect(),
+            servers,
             prefix: config.net.prefix.clone(),
             connect_timeout: config.net.connect_timeout,
             timeout: config.net.timeout,
@@ -205,6 +383,7 @@ impl MemcachedStore {
             generations: HashMap::new(),
             warnings: Vec::new(),
             renewer: None,
+            leases: Leases::default(),
             renew_enabled: lease::renewal_enabled(),
         })
     }
@@ -219,116 +398,133 @@ impl MemcachedStore {
         format!("{}md5-{:x}:{}", self.prefix, Md5::digest(id.as_str().as_bytes()), kind)
     }
 
+    fn is_live(&self, s: usize) -> bool {
+        self.servers[s].dead_until.is_none_or(|t| t <= Instant::now())
+    }
+
+    /// The session's servers in ring order, the owner first.
+    fn ring_order(&self, id: &SessionId) -> Result<Vec<usize>> {
+        let key = format!("{}{}", self.prefix, id);
+        let order: Vec<usize> = self.ring.servers_for(key.as_bytes()).collect();
+        if order.is_empty() {
+            return Err(err("no memcached server is configured"));
+        }
+        Ok(order)
+    }
+
     /// The live server that owns the session now. When every server is left
     /// out, the owner is tried again anyway: with nowhere else to go, each
     /// request probes it, so a restarted single server is used at once.
     fn server_for(&mut self, id: &SessionId) -> Result<usize> {
-        let now = Instant::now();
-        let key = format!("{}{}", self.prefix, id);
-        let servers = &self.servers;
-        let mut order = self.ring.servers_for(key.as_bytes());
-        let owner = order.next().ok_or_else(|| err("no memcached server is configured"))?;
-        if servers[owner].dead_until.is_none_or(|t| t <= now) {
-            return Ok(owner);
-        }
-        Ok(order.find(|s| servers[*s].dead_until.is_none_or(|t| t <= now)).unwrap_or(owner))
+        let order = self.ring_order(id)?;
+        Ok(order.iter().copied().find(|s| self.is_live(*s)).unwrap_or(order[0]))
     }
 
-    fn connect(&self, s: usize) -> std::io::Result<BufReader<TcpStream>> {
-        let addr = self.servers[s]
-            .name
-            .to_socket_addrs()?
-            .next()
-            .ok_or_else(|| std::io::Error::other("no address"))?;
-        let stream = TcpStream::connect_timeout(&addr, self.connect_timeout)?;
-        stream.set_read_timeout(Some(self.timeout))?;
-        stream.set_write_timeout(Some(self.timeout))?;
-        stream.set_nodelay(true)?;
-        Ok(BufReader::new(stream))
-    }
-
-    /// Sends `request` (several commands) to server `s` and reads `replies`
-    /// replies. A broken connection is reopened once; a server that still
-    /// fails is left out of the ring for a while, with a warning.
-    fn exchange(&mut self, s: usize, request: &[u8], replies: usize) -> Result<Vec<Reply>> {
-        let mut last = String::new();
-        for _ in 0..2 {
-            let conn = match self.servers[s].conn.take() {
-                Some(c) => c,
-                None => match self.connect(s) {
-                    Ok(c) => c,
-                    Err(e) => {
-                        last = format!("cannot connect: {e}");
-                        break;
-                    }
-                },
-            };
-            let mut conn = conn;
-            let spinner = &mut self.servers[s].spinner;
-            let max_value = self.max_item_size;
-            let sent = conn.get_mut().write_all(request).map_err(proto::Error::Io);
-            let result = sent.and_then(|()| {
-                if conn.buffer().is_empty() {
-                    spinner.wait_readable(conn.get_ref().as_raw_fd());
-                }
-                // Every reply is read, even after a server error, so the
-                // connection stays in step for the next exchange; any
-                // other error leaves it out of step, and it is dropped.
-                let mut out = Vec::with_capacity(replies);
-                let mut refused = None;
-                for _ in 0..replies {
-                    match read_reply(&mut conn, max_value) {
-                        Ok(r) => out.push(r),
-                        Err(e) if e.in_step() => refused = refused.or(Some(e)),
-                        Err(e) => return Err(e),
-                    }
-                }
-                Ok((out, refused))
-            });
-            match result {
-                Ok((out, None)) => {
-                    self.servers[s].conn = Some(conn);
-                    return Ok(out);
-                }
-                Ok((_, Some(e))) => {
-                    // The server refused a command: the connection is fine.
-                    self.servers[s].conn = Some(conn);
-                    return Err(err(format!("{}: {e}", self.servers[s].name)));
-                }
-                Err(proto::Error::Io(e)) => last = e.to_string(), // dropped: retry on a new connection
-                Err(e) => {
-                    // Out of step: dropped, and not sent again (the server
-                    // may have run part of it).
-                    return Err(err(format!("{}: {e}", self.servers[s].name)));
-                }
+    /// The server's pooled connection if it is still good, else a new one,
+    /// on which the server is asked the largest item it takes.
+    fn checkout(&mut self, s: usize, deadline: Deadline) -> io::Result<Conn> {
+        if let Some(mut conn) = self.servers[s].conn.take() {
+            if usable(&conn) {
+                conn.get_mut().deadline = deadline;
+                return Ok(conn);
             }
         }
         let server = &mut self.servers[s];
+        let mut conn = connect(&server.host, server.port, self.connect_timeout, deadline)?;
+        send(conn.get_mut(), b"stats settings\r\n").map_err(|(e, _)| e)?;
+        server.item_limit = proto::read_item_size_max(&mut conn).map_err(|e| match e {
+            proto::Error::Io(e) => e,
+            e => io::Error::other(e.to_string()),
+        })?;
+        Ok(conn)
+    }
+
+    /// The largest item server `s` takes: max_item_size, or less when the
+    /// server says so. An item it refused would cost the one it replaces:
+    /// memcached deletes the key on a failed set.
+    fn item_limit(&mut self, s: usize) -> usize {
+        if self.servers[s].item_limit.is_none() && self.servers[s].conn.is_none() && self.is_live(s) {
+            // Not connected yet: connect now to ask (a failure here fails
+            // the exchange that follows).
+            if let Ok(conn) = self.checkout(s, Deadline::after(self.timeout)) {
+                self.servers[s].conn = Some(conn);
+            }
+        }
+        self.servers[s].item_limit.map_or(self.max_item_size, |l| l.min(self.max_item_size))
+    }
+
+    /// Sends `request` (several commands) to server `s` and reads `replies`
+    /// replies, all within one deadline of `timeout_ms`. A request that
+    /// failed on the wire goes out again on a new connection only as
+    /// [`net::may_resend`] allows, never after a timeout; a server that
+    /// timed out, could not be reached or failed twice is left out of the
+    /// ring for a while, with a warning.
+    fn exchange(&mut self, s: usize, request: &[u8], replies: usize, resend: Resend) -> Result<Vec<Reply>> {
+        let deadline = Deadline::after(self.timeout);
+        let mut retried = false;
+        let why = loop {
+            let mut conn = match self.checkout(s, deadline) {
+                Ok(c) => c,
+                Err(e) => break format!("cannot connect: {e}"),
+            };
+            let max_value = self.max_item_size;
+            let outcome = talk(&mut conn, &mut self.servers[s].spinner, request, replies, max_value);
+            let name = &self.servers[s].name;
+            match outcome {
+                Outcome::Done(out) => {
+                    self.servers[s].conn = Some(conn);
+                    return Ok(out);
+                }
+                Outcome::Refused(e) => {
+                    let e = err(format!("{name}: {e}"));
+                    self.servers[s].conn = Some(conn);
+                    return Err(e);
+                }
+                // Dropped, and not sent again (the server may have run part).
+                Outcome::Garbled(e) => return Err(err(format!("{name}: {e}"))),
+                Outcome::Broken(e, _) if net::is_timeout(&e) => break e.to_string(),
+                Outcome::Broken(e, sent) if !retried && net::may_resend(resend, &e, sent) => retried = true,
+                Outcome::Broken(e, _) if retried => break e.to_string(),
+                Outcome::Broken(e, _) => {
+                    return Err(err(format!(
+                        "{name}: the connection broke after the request was sent ({e}); not sent again, as it may have run"
+                    )));
+                }
+            }
+        };
+        let server = &mut self.servers[s];
         server.dead_until = Some(Instant::now() + DEAD_FOR);
         let msg = format!(
-            "memcached store: server {} is not answering ({last}); it is skipped for {} s and its sessions read as missing",
+            "memcached store: server {} is not answering ({why}); it is skipped for {} s and its sessions read as missing",
             server.name,
             DEAD_FOR.as_secs()
         );
-        self.warnings.push(msg.clone());
-        Err(err(format!("{}: {last}", server.name)))
+        self.warnings.push(msg);
+        Err(err(format!("{}: {why}", server.name)))
     }
 
     /// Runs a pipeline on the session's server, moving to the next live
-    /// server when the owner is not answering.
-    fn on_session(&mut self, id: &SessionId, build: impl Fn(&Self) -> (Vec<u8>, usize)) -> Result<(usize, Vec<Reply>)> {
+    /// server when the owner is not answering (never back to one that just
+    /// failed: a request that timed out there may still run).
+    fn on_session(&mut self, id: &SessionId, resend: Resend, build: impl Fn(&Self) -> (Vec<u8>, usize)) -> Result<(usize, Vec<Reply>)> {
+        let mut failed = Vec::new();
         loop {
             let s = self.server_for(id)?;
             let (request, n) = build(self);
-            let was_live = self.servers[s].dead_until.is_none_or(|t| t <= Instant::now());
-            match self.exchange(s, &request, n) {
+            let was_live = self.is_live(s);
+            match self.exchange(s, &request, n, resend) {
                 Ok(r) => {
                     self.servers[s].dead_until = None;
                     return Ok((s, r));
                 }
                 // Just marked dead: try the next server. An error from a
                 // server already left out (the last resort) is final.
-                Err(_) if was_live && self.servers[s].dead_until.is_some() => continue,
+                Err(e) if was_live && self.servers[s].dead_until.is_some() => {
+                    failed.push(s);
+                    if failed.contains(&self.server_for(id)?) {
+                        return Err(e);
+                    }
+                }
                 Err(e) => return Err(e),
             }
         }
@@ -338,54 +534,106 @@ impl MemcachedStore {
     /// lock: the lock and the data read under it live there, even if the
     /// ring has moved on since (a server left out or back). Without a lock,
     /// as [`Self::on_session`].
-    fn on_locked(&mut self, id: &SessionId, build: impl Fn(&Self) -> (Vec<u8>, usize)) -> Result<(usize, Vec<Reply>)> {
+    fn on_locked(&mut self, id: &SessionId, resend: Resend, build: impl Fn(&Self) -> (Vec<u8>, usize)) -> Result<(usize, Vec<Reply>)> {
         match self.held.get(id).map(|h| h.server) {
             Some(s) => {
                 let (request, n) = build(self);
-                Ok((s, self.exchange(s, &request, n)?))
+                Ok((s, self.exchange(s, &request, n, resend)?))
             }
-            None => self.on_session(id, build),
+            None => self.on_session(id, resend, build),
         }
     }
 
-    /// Starts (Some(lease)) or stops (None) keeping a held lock alive.
-    fn keep_alive(&mut self, s: usize, key: String, lease: Option<Duration>) {
+    /// Starts keeping a held lock alive.
+    fn keep_alive(&mut self, key: &str, s: usize, lease: &Arc<Mutex<Lease>>, ttl: Duration) {
         if !self.renew_enabled {
             return;
         }
-        let timeout = self.timeout;
-        let Some(keeper) = LeaseKeeper::get_or_start(&mut self.renewer, &mut self.warnings, NAME, || toucher(timeout)) else {
+        let (leases, timeout) = (self.leases.clone(), self.timeout);
+        let Some(keeper) = LeaseKeeper::get_or_start(&mut self.renewer, &mut self.warnings, NAME, || toucher(leases, timeout)) else {
             return;
         };
-        match lease {
-            Some(ttl) => keeper.hold(key, self.servers[s].name.clone(), ttl),
-            None => keeper.drop_key(&key),
+        self.leases.lock().insert(key.to_string(), lease.clone());
+        keeper.hold(key.to_string(), self.servers[s].name.clone(), ttl);
+    }
+
+    /// Stops keeping a lock alive (released or given up).
+    fn let_go(&mut self, key: &str) {
+        if let Some(keeper) = &self.renewer {
+            keeper.drop_key(key);
+        }
+        self.leases.lock().remove(key);
+    }
+
+    /// Deletes our lock if an add whose reply never came took it (the
+    /// connection broke after it went out): a failed lock_and_read holds
+    /// nothing. Only on a server that answers; elsewhere the lease frees it.
+    fn free_if_ours(&mut self, id: &SessionId, lock_key: &str, value: &[u8]) {
+        let Ok(s) = self.server_for(id) else { return };
+        if !self.is_live(s) {
+            return;
+        }
+        let Ok(r) = self.exchange(s, format!("mg {lock_key} v c\r\n").as_bytes(), 1, Resend::Idempotent) else { return };
+        if let (Some(v), Some(cas)) = (r[0].value.as_deref(), r[0].flag('c')) {
+            if v == value {
+                let _ = self.exchange(s, format!("md {lock_key} C{cas}\r\n").as_bytes(), 1, Resend::Idempotent);
+            }
         }
     }
 }
 
-/// Touches one lock (touch keeps its CAS) from the lease thread, on its own
-/// connections.
-fn toucher(timeout: Duration) -> impl FnMut(&str, &str, Duration) -> bool + Send {
-    let mut conns: HashMap<String, BufReader<TcpStream>> = HashMap::new();
+/// Renews locks from the lease thread, on its own connections.
+fn toucher(leases: Leases, timeout: Duration) -> impl FnMut(&str, &str, Duration) -> bool + Send {
+    let mut conns: HashMap<String, Conn> = HashMap::new();
     move |key, server, ttl| {
-        let touched = (|| -> std::io::Result<()> {
-            if !conns.contains_key(server) {
-                let addr = server.to_socket_addrs()?.next().ok_or_else(|| std::io::Error::other("no address"))?;
-                let c = TcpStream::connect_timeout(&addr, timeout)?;
-                c.set_read_timeout(Some(timeout))?;
-                c.set_write_timeout(Some(timeout))?;
-                conns.insert(server.to_string(), BufReader::new(c));
-            }
-            let c = conns.get_mut(server).expect("inserted above");
-            c.get_mut().write_all(format!("mg {key} T{}\r\n", lease_arg(ttl)).as_bytes())?;
-            read_reply(c, 1024).map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()))
-        })();
-        if touched.is_err() {
-            conns.remove(server); // a fresh connection next tick
+        let Some(lease) = leases.lock().get(key).cloned() else { return true }; // released meanwhile
+        let mut lease = lease.lock();
+        if lease.ended {
+            return true;
         }
-        touched.is_ok()
+        let deadline = Deadline::after(timeout);
+        let conn = match conns.remove(server) {
+            Some(mut c) if usable(&c) => {
+                c.get_mut().deadline = deadline;
+                Ok(c)
+            }
+            _ => connect(&lease.host, lease.port, timeout, deadline),
+        };
+        let Ok(mut conn) = conn else { return false };
+        match renew(&mut conn, key, &mut lease, ttl) {
+            Ok(renewed) => {
+                conns.insert(server.to_string(), conn);
+                renewed
+            }
+            Err(_) => false, // dropped: a fresh connection next tick
+        }
     }
+}
+
+/// Extends one lock by rewriting it with its own value, compared on the CAS
+/// we hold: a lock that expired and was taken over is not ours to extend.
+/// Keeps the session's data alive under it too, touching it back to its
+/// full timeout once less than two leases of it are left.
+fn renew(conn: &mut Conn, key: &str, lease: &mut Lease, ttl: Duration) -> proto::Result<bool> {
+    let secs = lease_arg(ttl);
+    let mut request = format!("ms {key} {} T{secs} C{} c\r\n", lease.value.len(), lease.cas).into_bytes();
+    request.extend_from_slice(&lease.value);
+    request.extend_from_slice(format!("\r\nmg {} t f\r\n", lease.data_key).as_bytes());
+    send(conn.get_mut(), &request).map_err(|(e, _)| e)?;
+    let (lock, data) = (read_reply(conn, 0)?, read_reply(conn, 0)?);
+    let (Some(cas), "HD") = (lock.flag('c'), lock.code.as_str()) else {
+        lease.ended = true;
+        return Ok(false);
+    };
+    lease.cas = cas;
+    let left = data.flag_text('t').and_then(|t| t.parse::<u64>().ok()); // t-1: never expires
+    if let (Some(given), Some(left)) = (given_ttl(&data), left) {
+        if left < 2 * secs {
+            send(conn.get_mut(), format!("mg {} T{}\r\n", lease.data_key, expiry_arg(given)).as_bytes()).map_err(|(e, _)| e)?;
+            read_reply(conn, 0)?;
+        }
+    }
+    Ok(true)
 }
 
 impl MemcachedStore {
@@ -404,12 +652,12 @@ impl MemcachedStore {
             // the loss stay ended once a newer session has been seen.
             let key = generation_key(&self.prefix);
             let g = meta.generation.to_string();
-            self.exchange(s, format!("ms {key} {} T0 ME\r\n{g}\r\n", g.len()).as_bytes(), 1)?;
+            self.exchange(s, format!("ms {key} {} T0 ME\r\n{g}\r\n", g.len()).as_bytes(), 1, Resend::Idempotent)?;
             self.generations.insert(s, (meta.generation, Instant::now()));
         }
         if meta.generation < generation {
             let key = self.key(id, "d");
-            self.exchange(s, format!("md {key}\r\n").as_bytes(), 1)?;
+            self.exchange(s, format!("md {key}\r\n").as_bytes(), 1, Resend::Idempotent)?;
             if let Some(u) = &meta.user {
                 let _ = self.index_update(u, |ids| ids.retain(|i| i != id.as_str()));
             }
@@ -417,7 +665,7 @@ impl MemcachedStore {
         }
         // The item's TTL restarts at every write and touch: what has run
         // of it is the idle time.
-        if let (Some(given), Some(left)) = (item.flag('f').filter(|f| *f > 0), item.flag_text('t')) {
+        if let (Some(given), Some(left)) = (given_ttl(item), item.flag_text('t')) {
             if let Ok(left) = left.parse::<i64>() {
                 if left >= 0 {
                     // memcached counts whole seconds: never before the last
@@ -450,7 +698,7 @@ impl MemcachedStore {
         for (s, group) in self.by_server(ids)? {
             let mut request: String = group.iter().map(|&i| read_item_command(&self.key(&ids[i], "d"))).collect();
             request.push_str(&format!("mg {} v\r\n", generation_key(&self.prefix)));
-            match self.exchange(s, request.as_bytes(), group.len() + 1) {
+            match self.exchange(s, request.as_bytes(), group.len() + 1, Resend::Idempotent) {
                 Ok(replies) => {
                     let (items, generation) = replies.split_at(group.len());
                     for (&i, item) in group.iter().zip(items) {
@@ -468,6 +716,20 @@ impl MemcachedStore {
         Ok(out)
     }
 
+    /// The servers a kill must reach, the session's ring owner first: it
+    /// holds the session once it is back, even while it is being skipped
+    /// now. Then where the session may also live: the server its lock was
+    /// taken on, and the one standing in for the owner.
+    fn kill_targets(&mut self, id: &SessionId) -> Result<Vec<usize>> {
+        let mut targets = vec![self.ring_order(id)?[0]];
+        for s in [self.held.get(id).map(|h| h.server), Some(self.server_for(id)?)].into_iter().flatten() {
+            if !targets.contains(&s) {
+                targets.push(s);
+            }
+        }
+        Ok(targets)
+    }
+
     /// The generation of the session's server, as read within the last
     /// second (normally by this request's own read), else asked anew.
     fn generation_for(&mut self, id: &SessionId) -> Result<u64> {
@@ -478,7 +740,7 @@ impl MemcachedStore {
             }
         }
         let key = generation_key(&self.prefix);
-        let (s, r) = self.on_session(id, |_| (format!("mg {key} v\r\n").into_bytes(), 1))?;
+        let (s, r) = self.on_session(id, Resend::Idempotent, |_| (format!("mg {key} v\r\n").into_bytes(), 1))?;
         let g = number(&r[0]);
         self.generations.insert(s, (g, Instant::now()));
         Ok(g)
@@ -491,9 +753,20 @@ impl MemcachedStore {
     /// Changes a user's index with `change` by compare-and-swap; an empty
     /// index is deleted. Returns the ids as they were.
     fn index_update(&mut self, user: &str, change: impl Fn(&mut Vec<String>)) -> Result<Vec<String>> {
+        self.index_update_at(None, user, change)
+    }
+
+    /// As [`Self::index_update`], on server `at` when given (a kill reaches
+    /// the index's owner even while it is skipped), else where the index's
+    /// key places it now.
+    fn index_update_at(&mut self, at: Option<usize>, user: &str, change: impl Fn(&mut Vec<String>)) -> Result<Vec<String>> {
         let key = self.index_key(user);
+        let read = format!("mg {key} v c\r\n").into_bytes();
         for _ in 0..INDEX_RETRIES {
-            let (s, r) = self.on_key(&key, |_| (format!("mg {key} v c\r\n").into_bytes(), 1))?;
+            let (s, r) = match at {
+                Some(s) => (s, self.exchange(s, &read, 1, Resend::Idempotent)?),
+                None => self.on_key(&key, Resend::Idempotent, |_| (read.clone(), 1))?,
+            };
             let before: Vec<String> = r[0]
                 .value
                 .as_deref()
@@ -520,7 +793,7 @@ impl MemcachedStore {
                 req.extend_from_slice(b"\r\n");
                 req
             };
-            let reply = self.exchange(s, &request, 1)?;
+            let reply = self.exchange(s, &request, 1, Resend::Never)?;
             if matches!(reply[0].code.as_str(), "HD" | "NF") {
                 return Ok(before);
             }
@@ -529,10 +802,8 @@ impl MemcachedStore {
     }
 
     /// Runs a pipeline on the server that owns `key` (not a session key).
-    fn on_key(&mut self, key: &str, build: impl Fn(&Self) -> (Vec<u8>, usize)) -> Result<(usize, Vec<Reply>)> {
-        // Placement by the key itself, as for sessions.
-        let pseudo = SessionId::parse(format!("{:x}", Md5::digest(key.as_bytes())).as_bytes()).expect("hex is a valid id");
-        self.on_session(&pseudo, build)
+    fn on_key(&mut self, key: &str, resend: Resend, build: impl Fn(&Self) -> (Vec<u8>, usize)) -> Result<(usize, Vec<Reply>)> {
+        self.on_session(&placement_of(key), resend, build)
     }
 }
 
@@ -549,17 +820,33 @@ impl Store for MemcachedStore {
         let deadline = Instant::now() + req.wait;
         let mut backoff = Backoff::default();
         loop {
-            let (s, replies) = self.on_session(id, |me| {
+            let added = self.on_session(id, Resend::Never, |me| {
                 let mut r = format!("ms {lock_key} {} T{lease} ME c\r\n", value.len()).into_bytes();
                 r.extend_from_slice(value.as_bytes());
                 r.extend_from_slice(b"\r\n");
                 r.extend_from_slice(read_commands(&data_key, &me.prefix).as_bytes());
                 (r, 3)
-            })?;
+            });
+            let (s, replies) = match added {
+                Ok(r) => r,
+                Err(e) => {
+                    self.free_if_ours(id, &lock_key, value.as_bytes());
+                    return Err(e);
+                }
+            };
             if replies[0].code == "HD" {
                 let data_cas = replies[1].value.as_ref().and(replies[1].flag('c'));
-                self.held.insert(id.clone(), Held { token, server: s, lock_cas: replies[0].flag('c').unwrap_or(0), data_cas });
-                self.keep_alive(s, lock_key.clone(), Some(req.ttl));
+                let server = &self.servers[s];
+                let lease = Arc::new(Mutex::new(Lease {
+                    host: server.host.clone(),
+                    port: server.port,
+                    value: value.clone().into_bytes(),
+                    cas: replies[0].flag('c').unwrap_or(0),
+                    data_key: data_key.clone(),
+                    ended: false,
+                }));
+                self.keep_alive(&lock_key, s, &lease, req.ttl);
+                self.held.insert(id.clone(), Held { token, server: s, lease, data_cas });
                 return match self.record_of(id, s, &replies[1], &replies[2]) {
                     Ok(record) => {
                         if record.is_none() {
@@ -576,7 +863,7 @@ impl Store for MemcachedStore {
                 };
             }
             if Instant::now() >= deadline {
-                let (_, r) = self.on_session(id, |_| (format!("mg {lock_key} v\r\n").into_bytes(), 1))?;
+                let (_, r) = self.on_session(id, Resend::Idempotent, |_| (format!("mg {lock_key} v\r\n").into_bytes(), 1))?;
                 return Ok(Locked::TimedOut { holder: r[0].value.as_deref().map(holder_of) });
             }
             backoff.sleep(deadline);
@@ -585,7 +872,7 @@ impl Store for MemcachedStore {
 
     fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
         let key = self.key(id, "d");
-        let (s, r) = self.on_session(id, |me| (read_commands(&key, &me.prefix).into_bytes(), 2))?;
+        let (s, r) = self.on_session(id, Resend::Idempotent, |me| (read_commands(&key, &me.prefix).into_bytes(), 2))?;
         self.record_of(id, s, &r[0], &r[1])
     }
 
@@ -599,7 +886,11 @@ impl Store for MemcachedStore {
                     meta.generation = generation;
                 }
                 let item = envelope::encode(&meta, data);
-                let limit = self.max_item_size.saturating_sub(ITEM_OVERHEAD);
+                let target = match self.held.get(id) {
+                    Some(h) => h.server,
+                    None => self.server_for(id)?,
+                };
+                let limit = self.item_limit(target).saturating_sub(ITEM_OVERHEAD);
                 if item.len() > limit {
                     if let super::LockUse::Release(token) = put.lock {
                         let _ = self.unlock(id, token);
@@ -612,15 +903,22 @@ impl Store for MemcachedStore {
         };
         let held = match put.lock.token() {
             Some(token) => match self.held.get(id) {
-                Some(h) if h.token == token => Some((h.lock_cas, h.data_cas, put.lock.releases())),
+                Some(h) if h.token == token => {
+                    let releases = put.lock.releases();
+                    Some((releases.then(|| h.release_cas()), h.data_cas))
+                }
                 _ => return Err(StoreError::LockLost),
             },
             None => None,
         };
         let (lock_key, data_key) = (self.key(id, "l"), self.key(id, "d"));
-        let ttl = ttl_arg(put.ttl);
+        let (ttl, flags) = (ttl_arg(put.ttl), ttl_flags(put.ttl));
         let generation_key = generation_key(&self.prefix);
-        let (server, replies) = self.on_locked(id, |_| {
+        // A write is fenced (or new): a second copy would find the first's
+        // work and misreport it. A touch and a compare-delete of our own
+        // lock can go twice.
+        let resend = if item.is_some() { Resend::Never } else { Resend::Idempotent };
+        let (server, replies) = self.on_locked(id, resend, |_| {
             // Over a session that existed: its server's generation too, in
             // the same round trip, to tell whether a kill_all ended it.
             let mut r = if put.existed { format!("mg {generation_key} v\r\n").into_bytes() } else { Vec::new() };
@@ -630,11 +928,11 @@ impl Store for MemcachedStore {
                     // as a new one if there was none: never over someone
                     // else's, never bringing back a killed one.
                     let mode = match held {
-                        Some((_, Some(cas), _)) => format!(" C{cas}"),
-                        Some((_, None, _)) => " ME".to_string(),
+                        Some((_, Some(cas))) => format!(" C{cas}"),
+                        Some((_, None)) => " ME".to_string(),
                         None => String::new(),
                     };
-                    let mut r = format!("ms {data_key} {} T{ttl} F{ttl}{mode} c\r\n", item.len()).into_bytes();
+                    let mut r = format!("ms {data_key} {} T{ttl} F{flags}{mode} c\r\n", item.len()).into_bytes();
                     r.extend_from_slice(item);
                     r.extend_from_slice(b"\r\n");
                     r
@@ -642,16 +940,15 @@ impl Store for MemcachedStore {
                 None => format!("mg {data_key} T{ttl}\r\n").into_bytes(),
             });
             let mut n = 1 + usize::from(put.existed);
-            if let Some((lock_cas, _, true)) = held {
+            if let Some((Some(lock_cas), _)) = held {
                 r.extend_from_slice(format!("md {lock_key} C{lock_cas}\r\n").as_bytes());
                 n += 1;
             }
             (r, n)
         })?;
-        let released = held.is_some_and(|(_, _, release)| release);
-        if released {
+        if matches!(held, Some((Some(_), _))) {
             self.held.remove(id);
-            self.keep_alive(server, lock_key, None);
+            self.let_go(&lock_key);
         }
         let (stored, ended) = match &replies[..] {
             [current, stored, ..] if put.existed => {
@@ -693,26 +990,45 @@ impl Store for MemcachedStore {
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
         let Some(h) = self.held.get(id).filter(|h| h.token == token) else { return Ok(()) };
-        let (cas, server) = (h.lock_cas, h.server);
+        let (cas, server) = (h.release_cas(), h.server);
         self.held.remove(id);
         let key = self.key(id, "l");
-        self.keep_alive(server, key.clone(), None);
-        self.exchange(server, format!("md {key} C{cas}\r\n").as_bytes(), 1)?;
+        self.let_go(&key);
+        self.exchange(server, format!("md {key} C{cas}\r\n").as_bytes(), 1, Resend::Idempotent)?;
         Ok(())
     }
 
+    /// Deletes the session on its owner (and where it may also live, see
+    /// [`MemcachedStore::kill_targets`]); an owner that cannot be reached
+    /// makes it an error, as the session would be back with it.
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
         let key = self.key(id, "d");
-        let (s, r) = self.on_locked(id, |me| (read_commands(&key, &me.prefix).into_bytes(), 2))?;
-        let record = self.record_of(id, s, &r[0], &r[1])?;
-        let (_, r) = self.on_locked(id, |_| (format!("md {key}\r\n").into_bytes(), 1))?;
+        let request = format!("{}md {key}\r\n", read_commands(&key, &self.prefix));
+        let (mut live, mut users, mut unreached) = (false, Vec::new(), None);
+        for (i, s) in self.kill_targets(id)?.into_iter().enumerate() {
+            match self.exchange(s, request.as_bytes(), 3, Resend::Idempotent) {
+                Ok(r) => {
+                    self.servers[s].dead_until = None;
+                    if let Some(record) = self.record_of(id, s, &r[0], &r[1])? {
+                        live |= r[2].code == "HD";
+                        users.extend(record.meta.user);
+                    }
+                }
+                Err(e) if i == 0 => unreached = Some(e),
+                // A stand-in that fails is skipped now: nothing reads there.
+                Err(_) => {}
+            }
+        }
         if let Some(h) = self.held.get_mut(id) {
             h.data_cas = None;
         }
-        if let Some(u) = record.as_ref().and_then(|r| r.meta.user.as_deref()) {
-            self.index_update(u, |ids| ids.retain(|i| i != id.as_str()))?;
+        for u in users {
+            self.index_update(&u, |ids| ids.retain(|i| i != id.as_str()))?;
         }
-        Ok(record.is_some() && r[0].code == "HD")
+        match unreached {
+            Some(e) => Err(err(format!("the session was not ended: its server cannot be reached ({})", reason(&e)))),
+            None => Ok(live),
+        }
     }
 
     /// memcached expires idle sessions itself (each item's TTL is its idle
@@ -723,14 +1039,13 @@ impl Store for MemcachedStore {
 
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>> {
         let key = self.key(id, "l");
-        let (_, r) = self.on_session(id, |_| (format!("mg {key} v\r\n").into_bytes(), 1))?;
+        let (_, r) = self.on_session(id, Resend::Idempotent, |_| (format!("mg {key} v\r\n").into_bytes(), 1))?;
         Ok(r[0].value.as_deref().map(holder_of))
     }
 
     fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
     }
-
 }
 
 impl Registry for MemcachedStore {
@@ -755,38 +1070,113 @@ impl Registry for MemcachedStore {
         Ok(out)
     }
 
+    /// Ends each of the user's sessions on its owner and where it may also
+    /// live (as destroy does), one pipeline per server. The index and the
+    /// sessions are read on their owners, even while those are skipped, so
+    /// a kill during an outage still finds what the owner will serve once
+    /// back; only sessions that are the user's are ended (an index entry
+    /// may be stale). Sessions whose owner cannot be reached stay listed,
+    /// and the kill is an error, after the others.
     fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {
-        let doomed: Vec<SessionId> = self.user_sessions(user)?.into_iter().map(|l| l.id).filter(|id| Some(id) != keep).collect();
-        let mut killed = 0;
-        for (s, group) in self.by_server(&doomed)? {
-            let request: String = group.iter().map(|&i| format!("md {}\r\n", self.key(&doomed[i], "d"))).collect();
-            let replies = match self.exchange(s, request.as_bytes(), group.len()) {
-                Ok(r) => r,
-                // One at a time, moving to the next live server as reads do.
-                Err(_) => group.iter().map(|&i| {
-                    let key = self.key(&doomed[i], "d");
-                    self.on_session(&doomed[i], |_| (format!("md {key}\r\n").into_bytes(), 1)).map(|(_, mut r)| r.remove(0))
-                }).collect::<Result<_>>()?,
-            };
-            killed += replies.iter().filter(|r| r.code == "HD").count() as u64;
+        let index_targets = self.kill_targets(&placement_of(&self.index_key(user)))?;
+        let mut listed = Vec::new();
+        for (j, &s) in index_targets.iter().enumerate() {
+            match self.index_update_at(Some(s), user, |_| {}) {
+                Ok(ids) => listed.extend(ids),
+                Err(e) if j == 0 => {
+                    return Err(err(format!("kill_user: no session was ended: the user's index cannot be read ({})", reason(&e))));
+                }
+                Err(_) => {}
+            }
         }
-        let keep = keep.map(|k| k.to_string());
-        self.index_update(user, |ids| ids.retain(|i| Some(i) == keep.as_ref()))?;
-        Ok(killed)
+        listed.sort();
+        listed.dedup();
+        let ids: Vec<SessionId> = listed.iter().filter_map(|raw| SessionId::parse(raw.as_bytes())).filter(|id| Some(id) != keep).collect();
+        // (server, whether it owns them, positions in ids)
+        let mut groups: Vec<(usize, bool, Vec<usize>)> = Vec::new();
+        for (i, id) in ids.iter().enumerate() {
+            for (j, s) in self.kill_targets(id)?.into_iter().enumerate() {
+                match groups.iter_mut().find(|(g, owns, _)| *g == s && *owns == (j == 0)) {
+                    Some((_, _, v)) => v.push(i),
+                    None => groups.push((s, j == 0, vec![i])),
+                }
+            }
+        }
+        let (mut theirs, mut ended, mut unreached) = (vec![false; ids.len()], vec![false; ids.len()], vec![false; ids.len()]);
+        let mut failed = Vec::new();
+        for (s, owns, group) in &groups {
+            let mut request: String = group.iter().map(|&i| read_item_command(&self.key(&ids[i], "d"))).collect();
+            request.push_str(&format!("mg {} v\r\n", generation_key(&self.prefix)));
+            match self.exchange(*s, request.as_bytes(), group.len() + 1, Resend::Idempotent) {
+                Ok(replies) => {
+                    let (items, generation) = replies.split_at(group.len());
+                    for (&i, item) in group.iter().zip(items) {
+                        if let Some(r) = self.record_of(&ids[i], *s, item, &generation[0])? {
+                            theirs[i] |= r.meta.user.as_deref() == Some(user);
+                        }
+                    }
+                    if *owns {
+                        self.servers[*s].dead_until = None;
+                    }
+                }
+                Err(e) if *owns => {
+                    group.iter().for_each(|&i| unreached[i] = true);
+                    failed.push(reason(&e));
+                }
+                Err(_) => {}
+            }
+        }
+        for (s, owns, group) in &groups {
+            let doomed: Vec<usize> = group.iter().copied().filter(|&i| theirs[i]).collect();
+            if doomed.is_empty() {
+                continue;
+            }
+            let request: String = doomed.iter().map(|&i| format!("md {}\r\n", self.key(&ids[i], "d"))).collect();
+            match self.exchange(*s, request.as_bytes(), doomed.len(), Resend::Idempotent) {
+                Ok(replies) => {
+                    for (&i, r) in doomed.iter().zip(&replies) {
+                        ended[i] |= r.code == "HD";
+                    }
+                }
+                Err(e) if *owns => {
+                    doomed.iter().for_each(|&i| unreached[i] = true);
+                    failed.push(reason(&e));
+                }
+                Err(_) => {}
+            }
+        }
+        let kept: Vec<String> =
+            keep.into_iter().chain(ids.iter().zip(&unreached).filter(|(_, u)| **u).map(|(id, _)| id)).map(|id| id.to_string()).collect();
+        for (j, &s) in index_targets.iter().enumerate() {
+            match self.index_update_at(Some(s), user, |ids| ids.retain(|i| kept.contains(i))) {
+                Err(e) if j == 0 => return Err(e),
+                _ => {}
+            }
+        }
+        if !failed.is_empty() {
+            let n = unreached.iter().filter(|u| **u).count();
+            return Err(err(format!("kill_user: {n} sessions were not ended, their server cannot be reached: {}", failed.join("; "))));
+        }
+        Ok(ended.iter().filter(|e| **e).count() as u64)
     }
 
-    /// Increments the generation on every server (created at 1 where
-    /// missing). A server that cannot be reached keeps its sessions: that is
-    /// an error, after the others were done.
+    /// Increments the generation on every server. Where it is missing
+    /// (never made, or evicted) it is made at the time in microseconds (or
+    /// above the highest generation this process has seen): above any value
+    /// it had before, as it grows by one per kill_all and each takes longer
+    /// than that. A counter made at 1 after an eviction would end nothing. A server that cannot be reached keeps its sessions: that
+    /// is an error, after the others were done.
     fn kill_all(&mut self) -> Result<i64> {
         let key = generation_key(&self.prefix);
+        let now_us = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+        let start = self.generations.values().map(|(g, _)| g + 1).max().unwrap_or(0).max(now_us);
         let mut failed = Vec::new();
         for s in 0..self.servers.len() {
-            match self.exchange(s, format!("ma {key} N0 J1 v\r\n").as_bytes(), 1) {
+            match self.exchange(s, format!("ma {key} N0 J{start} v\r\n").as_bytes(), 1, Resend::Never) {
                 Ok(r) => {
                     self.generations.insert(s, (number(&r[0]), Instant::now()));
                 }
-                Err(e) => failed.push(e.to_string()),
+                Err(e) => failed.push(reason(&e)),
             }
         }
         if !failed.is_empty() {
@@ -794,7 +1184,6 @@ impl Registry for MemcachedStore {
         }
         Ok(-1)
     }
-
 }
 
 #[cfg(test)]
@@ -803,7 +1192,10 @@ mod tests {
     use crate::config::StoreConfig;
     use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req};
     use crate::store::LockUse;
+    use std::io::BufRead;
+    use std::net::TcpListener;
     use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
 
     fn store_at(urls: &str, prefix: &str) -> MemcachedStore {
         let path = format!("{urls}?prefix=mtest:{prefix}:{}:&timeout_ms=300&connect_timeout_ms=300", std::process::id());
@@ -819,8 +1211,117 @@ mod tests {
         store_at(&server("RSESSION_TEST_MEMCACHED"), prefix)
     }
 
+    /// `host:port` of a test server.
+    fn addr(var: &str) -> String {
+        server(var).trim_start_matches("memcached://").to_string()
+    }
 
+    /// Runs one command on the session's server, as a test's own probe.
+    fn probe(m: &mut MemcachedStore, s: &SessionId, command: String) -> Reply {
+        let srv = m.server_for(s).unwrap();
+        m.exchange(srv, command.as_bytes(), 1, Resend::Idempotent).unwrap().remove(0)
+    }
 
+    /// A local port nothing listens on now.
+    fn free_port() -> u16 {
+        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// A fake server for faults a real memcached never shows: it answers
+    /// `stats settings` as memcached does (with no limit), then hands its
+    /// first other request's socket to `reply`. One connection only.
+    fn fake_server(reply: impl FnOnce(&mut TcpStream) + Send + 'static) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            drop(listener);
+            let mut r = BufReader::new(s.try_clone().unwrap());
+            let mut line = String::new();
+            loop {
+                line.clear();
+                if r.read_line(&mut line).unwrap_or(0) == 0 {
+                    return;
+                }
+                if !line.starts_with("stats") {
+                    break;
+                }
+                s.write_all(b"END\r\n").unwrap();
+            }
+            reply(&mut s);
+        });
+        port
+    }
+
+    /// A proxy to `upstream` that, the first time a request containing
+    /// `trigger` passes, forwards it and then closes the client's connection
+    /// before the reply comes back: "the connection broke after sending".
+    fn breaking_proxy(upstream: String, trigger: &'static [u8]) -> u16 {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let fired = Arc::new(AtomicBool::new(false));
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let mut up = TcpStream::connect(&upstream).unwrap();
+                let (mut client_out, mut up_in) = (client.try_clone().unwrap(), up.try_clone().unwrap());
+                let broken = Arc::new(AtomicBool::new(false));
+                let (fired, broken_out) = (fired.clone(), broken.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = up_in.read(&mut buf) {
+                        if broken_out.load(Ordering::SeqCst) || client_out.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = client.read(&mut buf) {
+                        let hit = buf[..n].windows(trigger.len()).any(|w| w == trigger);
+                        if hit && !fired.swap(true, Ordering::SeqCst) {
+                            broken.store(true, Ordering::SeqCst);
+                            let _ = up.write_all(&buf[..n]);
+                            let _ = client.shutdown(std::net::Shutdown::Both);
+                            return;
+                        }
+                        if up.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        port
+    }
+
+    /// A memcached of the test's own, for a test that stops and restarts it.
+    struct Private(std::process::Child);
+
+    impl Private {
+        fn start(port: u16) -> Private {
+            let child = std::process::Command::new("memcached")
+                .args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "8"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("memcached is installed (make deps)");
+            for _ in 0..200 {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Private(child);
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            panic!("memcached did not start on {port}");
+        }
+    }
+
+    impl Drop for Private {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
 
     #[test]
     fn ring_moves_about_one_nth_when_a_server_is_added() {
@@ -869,7 +1370,7 @@ mod tests {
         // The lease ran out and another request took over and wrote.
         let lock_key = a.key(&s, "l");
         let srv = a.server_for(&s).unwrap();
-        a.exchange(srv, format!("md {lock_key}\r\n").as_bytes(), 1).unwrap();
+        a.exchange(srv, format!("md {lock_key}\r\n").as_bytes(), 1, Resend::Idempotent).unwrap();
         let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
         b.save(&s, &put(Save::Write(b"theirs"), &meta(), TTL, LockUse::Keep(t2))).unwrap();
         assert!(matches!(a.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
@@ -976,11 +1477,11 @@ mod tests {
         p.existed = true;
         m.save(&s, &p).expect("the write goes where the lock is, not to the revived owner");
         let key = m.key(&s, "d");
-        let r = m.exchange(other, format!("mg {key} v\r\n").as_bytes(), 1).unwrap();
+        let r = m.exchange(other, format!("mg {key} v\r\n").as_bytes(), 1, Resend::Idempotent).unwrap();
         let (_, data) = envelope::decode(r[0].value.as_deref().unwrap()).unwrap();
         assert_eq!(data, b"second");
         let lock = m.key(&s, "l");
-        assert_eq!(m.exchange(other, format!("mg {lock} v\r\n").as_bytes(), 1).unwrap()[0].code, "EN", "lock released");
+        assert_eq!(m.exchange(other, format!("mg {lock} v\r\n").as_bytes(), 1, Resend::Idempotent).unwrap()[0].code, "EN", "lock released");
     }
 
     #[test]
@@ -992,7 +1493,7 @@ mod tests {
         a.save(&new, &put(Save::Write(b"new"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         // memcached evicts the counter; a fresh worker knows nothing of it.
         let key = generation_key(&a.prefix);
-        a.exchange(0, format!("md {key}\r\n").as_bytes(), 1).unwrap();
+        a.exchange(0, format!("md {key}\r\n").as_bytes(), 1, Resend::Idempotent).unwrap();
         let mut b = store("genloss");
         assert_eq!(read_data(&mut b, &new).as_deref(), Some(&b"new"[..]));
         assert_eq!(read_data(&mut b, &old), None, "the kill_all before the eviction must still hold");
@@ -1006,5 +1507,264 @@ mod tests {
         a.save(&s, &put(Save::Write(b"x"), &old, Duration::from_secs(1000), LockUse::Unlocked)).unwrap();
         let seen = a.read(&s).unwrap().unwrap().meta.last_access;
         assert!(seen + 3 >= now_secs(), "{seen}");
+    }
+
+    #[test]
+    fn a_command_the_server_refuses_leaves_the_pipeline_in_step() {
+        // A server whose item limit (1 KiB) is below max_item_size (1 MiB).
+        let mut m = store_at(&server("RSESSION_TEST_MEMCACHED_SMALL"), "small");
+        let (a, b) = (id("olddata"), id("other"));
+        m.save(&a, &put(Save::Write(b"old"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        m.save(&b, &put(Save::Write(b"theirs"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        let big = vec![b'x'; 2048];
+        // The server said its limit at connect: refused before it is sent,
+        // so memcached does not delete the old item as a failed set would.
+        let e = m.save(&a, &put(Save::Write(&big), &meta(), TTL, LockUse::Unlocked)).unwrap_err();
+        assert!(matches!(e, StoreError::TooLarge { limit, .. } if limit < 1024), "{e}");
+        assert_eq!(read_data(&mut m, &a).as_deref(), Some(&b"old"[..]));
+
+        // A lock add the server refuses (its value, with the URI, is too
+        // large), first of three commands: the replies after it are read.
+        let mut long = req(0, 5000);
+        long.holder.uri = "/".repeat(2048);
+        let e = m.lock_and_read(&id("longuri"), &long).unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+        assert_eq!(read_data(&mut m, &b).as_deref(), Some(&b"theirs"[..]), "a read gets its own reply");
+
+        // A locked write the server refuses (the store's idea of its limit
+        // lost): the lock release after it in the pipeline is read too.
+        let c = id("refusedwrite");
+        let Locked::Acquired { token, record: None } = m.lock_and_read(&c, &req(0, 5000)).unwrap() else { panic!() };
+        let srv = m.server_for(&c).unwrap();
+        m.servers[srv].item_limit = None;
+        let e = m.save(&c, &put(Save::Write(&big), &meta(), TTL, LockUse::Release(token))).unwrap_err();
+        assert!(e.to_string().contains("too large"), "{e}");
+        m.unlock(&c, token).unwrap(); // as the engine does after a failed save
+
+        // Every next operation on the same store gets its own replies.
+        assert_eq!(read_data(&mut m, &b).as_deref(), Some(&b"theirs"[..]));
+        assert_eq!(read_data(&mut m, &a).as_deref(), Some(&b"old"[..]));
+        let d = id("freelock");
+        let Locked::Acquired { token, record: None } = m.lock_and_read(&d, &req(0, 5000)).unwrap() else {
+            panic!("a free lock is taken at once")
+        };
+        m.save(&d, &put(Save::Write(b"dd"), &meta(), TTL, LockUse::Release(token))).unwrap();
+        assert_eq!(read_data(&mut m, &d).as_deref(), Some(&b"dd"[..]));
+        assert!(m.lock_holder(&d).unwrap().is_none());
+        assert!(m.lock_holder(&c).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_huge_announced_value_is_an_error_not_an_abort() {
+        let port = fake_server(|s| {
+            let _ = s.write_all(b"VA 17592186044416\r\n");
+            std::thread::sleep(Duration::from_millis(500));
+        });
+        let mut m = store_at(&format!("memcached://127.0.0.1:{port}"), "huge");
+        let e = m.read(&id("abc")).unwrap_err();
+        assert!(e.to_string().contains("17592186044416"), "{e}");
+    }
+
+    #[test]
+    fn a_trickling_reply_is_cut_at_the_timeout() {
+        // One byte every 100 ms: each read is quick, the reply never ends.
+        let port = fake_server(|s| {
+            let _ = s.write_all(b"HD");
+            for _ in 0..50 {
+                std::thread::sleep(Duration::from_millis(100));
+                if s.write_all(b" ").is_err() {
+                    return;
+                }
+            }
+            let _ = s.write_all(b"\r\nEN\r\n");
+        });
+        let mut m = store_at(&format!("memcached://127.0.0.1:{port}"), "trickle"); // timeout_ms=300
+        let t = Instant::now();
+        assert!(m.read(&id("abc")).is_err());
+        assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
+        let w = m.take_warnings();
+        assert!(w.iter().any(|w| w.contains("is not answering")), "{w:?}");
+    }
+
+    #[test]
+    fn a_lock_add_whose_reply_was_lost_is_not_sent_again() {
+        let port = breaking_proxy(addr("RSESSION_TEST_MEMCACHED"), b" ME c\r\n");
+        let mut m = store_at(&format!("memcached://127.0.0.1:{port}"), "resendlock");
+        let s = id("abc");
+        let t = Instant::now();
+        // Sent again, the add would find its own lock and wait on it.
+        let first = m.lock_and_read(&s, &req(1000, 5000));
+        assert!(first.is_err(), "{first:?}");
+        assert!(t.elapsed() < Duration::from_millis(900), "{:?}", t.elapsed());
+        // The lock the lost add took is ours, and was freed.
+        let Ok(Locked::Acquired { token, .. }) = m.lock_and_read(&s, &req(0, 5000)) else {
+            panic!("the lost add still holds the lock")
+        };
+        m.unlock(&s, token).unwrap();
+    }
+
+    #[test]
+    fn a_fenced_write_whose_reply_was_lost_is_not_sent_again() {
+        let port = breaking_proxy(addr("RSESSION_TEST_MEMCACHED"), b"\r\nmd ");
+        let mut m = store_at(&format!("memcached://127.0.0.1:{port}"), "resendwrite");
+        let s = id("abc");
+        let Locked::Acquired { token, .. } = m.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        // Sent again, the write would find the first copy's CAS and report
+        // a lost lock, though the first copy wrote.
+        let e = m.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, LockUse::Release(token))).unwrap_err();
+        assert!(!matches!(e, StoreError::LockLost), "{e}");
+        assert!(e.to_string().contains("not sent again"), "{e}");
+        m.unlock(&s, token).unwrap();
+        assert_eq!(read_data(&mut m, &s).as_deref(), Some(&b"mine"[..]));
+    }
+
+    #[test]
+    fn a_restarted_server_costs_no_failed_request() {
+        let port = free_port();
+        let mc = Private::start(port);
+        let mut m = store_at(&format!("memcached://127.0.0.1:{port}"), "restart");
+        let s = id("abc");
+        m.save(&s, &put(Save::Write(b"v"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        drop(mc);
+        let _mc = Private::start(port);
+        // A lock add is never sent twice: the closed pooled connection must
+        // be noticed before sending, not after.
+        let r = m.lock_and_read(&s, &req(0, 5000));
+        assert!(matches!(r, Ok(Locked::Acquired { record: None, .. })), "{r:?}");
+        assert!(m.take_warnings().is_empty());
+    }
+
+    #[test]
+    fn servers_named_by_host_are_reached() {
+        // `localhost` may resolve to ::1 first, where memcached does not listen.
+        let port = addr("RSESSION_TEST_MEMCACHED").rsplit_once(':').unwrap().1.to_string();
+        let mut m = store_at(&format!("memcached://localhost:{port}"), "byname");
+        let s = id("abc");
+        m.save(&s, &put(Save::Write(b"v"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        assert_eq!(read_data(&mut m, &s).as_deref(), Some(&b"v"[..]));
+        let Locked::Acquired { token, .. } = m.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        std::thread::sleep(Duration::from_millis(500)); // the lease thread connects by name too
+        m.unlock(&s, token).unwrap();
+    }
+
+    #[test]
+    fn kill_all_after_the_counter_was_evicted_still_ends_older_sessions() {
+        let mut a = store("genevict");
+        a.kill_all().unwrap(); // sessions now carry a generation above 0
+        let s = id("old");
+        a.save(&s, &put(Save::Write(b"old"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        let key = generation_key(&a.prefix);
+        probe(&mut a, &s, format!("md {key}\r\n"));
+        let mut b = store("genevict");
+        b.kill_all().unwrap();
+        assert_eq!(read_data(&mut b, &s), None, "a kill_all after the eviction must end the older session");
+        let fresh = id("new");
+        b.save(&fresh, &put(Save::Write(b"new"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        assert_eq!(read_data(&mut a, &fresh).as_deref(), Some(&b"new"[..]));
+    }
+
+    #[test]
+    fn kills_during_the_owners_skip_window_reach_the_owner() {
+        let two = format!("{},{}", server("RSESSION_TEST_MEMCACHED"), addr("RSESSION_TEST_MEMCACHED_2"));
+        let mut m = store_at(&two, "killowner");
+        let (s, t, u) = (id("killedduringoutage"), id("madeduringoutage"), id("usersduringoutage"));
+        m.save(&s, &put(Save::Write(b"s"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        crate::store::testing::write_for(&mut m, &u, "kim", b"u");
+        // The owners are being skipped (they timed out a moment ago), though
+        // they answer again.
+        let skip = |m: &mut MemcachedStore, s: &SessionId| {
+            let owner = m.ring_order(s).unwrap()[0];
+            m.servers[owner].dead_until = Some(Instant::now() + Duration::from_secs(60));
+        };
+        skip(&mut m, &s);
+        assert!(m.destroy(&s).unwrap(), "the owner has it");
+        skip(&mut m, &u);
+        assert_eq!(m.kill_user("kim", None).unwrap(), 1);
+        // Made on the stand-in during the outage: ended there too.
+        for srv in &mut m.servers {
+            srv.dead_until = None;
+        }
+        skip(&mut m, &t);
+        m.save(&t, &put(Save::Write(b"t"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        assert!(m.destroy(&t).unwrap());
+        assert_eq!(read_data(&mut m, &t), None);
+        // The owners are back: the kills stuck.
+        for srv in &mut m.servers {
+            srv.dead_until = None;
+        }
+        for gone in [&s, &t, &u] {
+            assert_eq!(read_data(&mut m, gone), None, "{gone} is live again");
+        }
+        assert!(m.user_sessions("kim").unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_kill_that_cannot_reach_the_owner_is_an_error() {
+        let mut m = store_at(&format!("memcached://{},127.0.0.1:1", addr("RSESSION_TEST_MEMCACHED")), "killdead");
+        // Sessions owned by the dead server, made on the live one.
+        let ids: Vec<SessionId> = (0..50).map(|i| id(&format!("kd{i}"))).filter(|s| m.ring_order(s).unwrap()[0] == 1).take(2).collect();
+        assert_eq!(ids.len(), 2);
+        // A user whose index lives on the live server.
+        let user = (0..50).map(|i| format!("lee{i}")).find(|u| m.ring_order(&placement_of(&m.index_key(u))).unwrap()[0] == 0).unwrap();
+        m.save(&ids[0], &put(Save::Write(b"v"), &meta(), TTL, LockUse::Unlocked)).unwrap();
+        crate::store::testing::write_for(&mut m, &ids[1], &user, b"v");
+        let e = m.destroy(&ids[0]).unwrap_err();
+        assert!(e.to_string().contains("not ended"), "{e}");
+        let e = m.kill_user(&user, None).unwrap_err();
+        assert!(e.to_string().contains("not ended"), "{e}");
+        let e = m.kill_user(&user, None).unwrap_err();
+        assert!(e.to_string().contains("not ended"), "still listed, so a retry tries again: {e}");
+        // A user whose index the dead server owns: nothing can be listed.
+        let user = (0..50).map(|i| format!("lee{i}")).find(|u| m.ring_order(&placement_of(&m.index_key(u))).unwrap()[0] == 1).unwrap();
+        assert!(m.kill_user(&user, None).is_err());
+    }
+
+    #[test]
+    fn a_touch_past_thirty_days_counts_as_an_access() {
+        let mut a = store("remember");
+        let s = id("rememberme");
+        let ttl = Duration::from_secs(40 * 24 * 3600);
+        let old = crate::meta::Meta { last_access: now_secs() - 5000, ..meta() };
+        a.save(&s, &put(Save::Write(b"x"), &old, ttl, LockUse::Unlocked)).unwrap();
+        let p = Put { existed: true, ..put(Save::Touch, &old, ttl, LockUse::Unlocked) };
+        a.save(&s, &p).unwrap();
+        let seen = a.read(&s).unwrap().unwrap().meta.last_access;
+        assert!(seen + 3 >= now_secs(), "{seen}");
+        let key = a.key(&s, "d");
+        let r = probe(&mut a, &s, format!("mg {key} f t\r\n"));
+        assert_eq!(r.flag('f'), Some(ttl.as_secs()), "the flags hold the timeout, not the expiry");
+        assert!(r.flag('t').unwrap() > RELATIVE_TTL_MAX, "{r:?}");
+    }
+
+    #[test]
+    fn a_stale_renewal_never_extends_another_holders_lock() {
+        let (mut a, mut b) = (store("stale"), store("stale"));
+        let s = id("abc");
+        let Locked::Acquired { .. } = a.lock_and_read(&s, &req(0, 60_000)).unwrap() else { panic!() };
+        // A's lease ran out and B took the lock, with a short lease.
+        let lock_key = a.key(&s, "l");
+        probe(&mut a, &s, format!("md {lock_key}\r\n"));
+        let Locked::Acquired { token, .. } = b.lock_and_read(&s, &req(0, 2000)).unwrap() else { panic!() };
+        // A's renewal runs now, as a late tick would.
+        let srv = a.server_for(&s).unwrap();
+        let mut tick = toucher(a.leases.clone(), a.timeout);
+        assert!(!tick(&lock_key, &a.servers[srv].name, Duration::from_secs(60)), "not A's lock to renew");
+        let r = probe(&mut b, &s, format!("mg {lock_key} t\r\n"));
+        assert!(r.flag('t').unwrap() <= 3, "B's lock was extended by A: {r:?}");
+        b.unlock(&s, token).unwrap();
+        assert!(b.lock_holder(&s).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_held_session_outlives_its_idle_timeout() {
+        let mut a = store("heldttl");
+        let s = id("abc");
+        let ttl = Duration::from_secs(2);
+        a.save(&s, &put(Save::Write(b"before"), &meta(), ttl, LockUse::Unlocked)).unwrap();
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(0, 1000)).unwrap() else { panic!() };
+        std::thread::sleep(Duration::from_millis(3500)); // a long request, past the session's TTL
+        let p = Put { existed: true, ..put(Save::Write(b"after"), &rec.meta, ttl, LockUse::Release(token)) };
+        a.save(&s, &p).expect("the session expired under its holder");
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"after"[..]));
     }
 }

@@ -1,7 +1,8 @@
-//! The replies of memcached's meta protocol that the store reads, parsed
-//! with limits: a reply line is at most [`MAX_LINE`] bytes, a value at most
-//! the caller's limit, and a value's buffer grows as its bytes arrive, never
-//! to a length the server merely announced.
+//! The replies of memcached's meta protocol that the store reads (and of the
+//! `stats settings` it asks once per connection), parsed with limits: a
+//! reply line is at most [`MAX_LINE`] bytes, a value at most the caller's
+//! limit, and a value's buffer grows as its bytes arrive, never to a length
+//! the server merely announced.
 //!
 //! Errors say whether the connection is still in step: after a
 //! `SERVER_ERROR` the server has read our whole command and answered it, so
@@ -61,22 +62,28 @@ impl Error {
 
 pub type Result<T> = std::result::Result<T, Error>;
 
-/// Reads one reply; a value longer than `max_value` bytes is refused
-/// before it is read.
-pub fn read_reply(r: &mut impl BufRead, max_value: usize) -> Result<Reply> {
+/// Reads one line without its CRLF: at most [`MAX_LINE`] bytes, text.
+fn read_line(r: &mut impl BufRead) -> Result<String> {
     let mut line = Vec::with_capacity(64);
     let n = r.by_ref().take(MAX_LINE as u64).read_until(b'\n', &mut line)?;
     if n == 0 {
         return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the server closed the connection").into());
     }
-    let Some(line) = line.strip_suffix(b"\r\n") else {
+    if !line.ends_with(b"\r\n") {
         return Err(if line.len() >= MAX_LINE {
             Error::Protocol(format!("a reply line longer than {MAX_LINE} bytes"))
         } else {
             io::Error::new(io::ErrorKind::UnexpectedEof, "the connection closed inside a reply").into()
         });
-    };
-    let line = std::str::from_utf8(line).map_err(|_| Error::Protocol("a reply line that is not text".into()))?;
+    }
+    line.truncate(line.len() - 2);
+    String::from_utf8(line).map_err(|_| Error::Protocol("a reply line that is not text".into()))
+}
+
+/// Reads one reply; a value longer than `max_value` bytes is refused
+/// before it is read.
+pub fn read_reply(r: &mut impl BufRead, max_value: usize) -> Result<Reply> {
+    let line = read_line(r)?;
     let mut words = line.split(' ');
     let code = words.next().unwrap_or_default();
     if code == "SERVER_ERROR" || code.starts_with("SERVER_ERROR") {
@@ -86,7 +93,7 @@ pub fn read_reply(r: &mut impl BufRead, max_value: usize) -> Result<Reply> {
         return Err(Error::Client(line.to_string()));
     }
     if code.is_empty() || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-        return Err(Error::Protocol(format!("unknown reply {:?}", shorten(line))));
+        return Err(Error::Protocol(format!("unknown reply {:?}", shorten(&line))));
     }
     let mut flags: Vec<String> = words.filter(|w| !w.is_empty()).map(str::to_string).collect();
     let mut value = None;
@@ -94,7 +101,7 @@ pub fn read_reply(r: &mut impl BufRead, max_value: usize) -> Result<Reply> {
         if flags.is_empty() {
             return Err(Error::Protocol("VA without a length".into()));
         }
-        let len: usize = flags.remove(0).parse().map_err(|_| Error::Protocol(format!("bad VA line {:?}", shorten(line))))?;
+        let len: usize = flags.remove(0).parse().map_err(|_| Error::Protocol(format!("bad VA line {:?}", shorten(&line))))?;
         if len > max_value {
             return Err(Error::Protocol(format!("a value of {len} bytes, more than the {max_value} accepted")));
         }
@@ -117,6 +124,29 @@ fn read_value(r: &mut impl BufRead, len: usize) -> Result<Vec<u8>> {
     }
     buf.truncate(len);
     Ok(buf)
+}
+
+/// Most lines accepted in a `stats settings` reply (memcached 1.6 sends
+/// about 90).
+const MAX_STATS: usize = 1000;
+
+/// Reads the reply to `stats settings` and returns the server's
+/// `item_size_max`. None when the server does not say: a proxy may not
+/// answer `stats`, and its one-line error leaves the connection in step.
+pub fn read_item_size_max(r: &mut impl BufRead) -> Result<Option<usize>> {
+    let mut found = None;
+    for n in 0..MAX_STATS {
+        let line = read_line(r)?;
+        let mut words = line.split(' ');
+        match (words.next().unwrap_or_default(), words.next(), words.next()) {
+            ("END", None, _) => return Ok(found),
+            ("STAT", Some("item_size_max"), Some(v)) => found = v.parse().ok(),
+            ("STAT", Some(_), _) => {}
+            ("ERROR" | "CLIENT_ERROR" | "SERVER_ERROR", ..) if n == 0 => return Ok(None),
+            _ => return Err(Error::Protocol(format!("bad stats line {:?}", shorten(&line)))),
+        }
+    }
+    Err(Error::Protocol(format!("a stats reply of more than {MAX_STATS} lines")))
 }
 
 fn shorten(line: &str) -> String {
@@ -185,5 +215,21 @@ mod tests {
         }
         let long = [b"HD ".to_vec(), vec![b'x'; MAX_LINE + 10], b"\r\n".to_vec()].concat();
         assert!(matches!(one(&long), Err(Error::Protocol(_))));
+    }
+
+    #[test]
+    fn the_item_limit_comes_from_stats_settings() {
+        let stats = |bytes: &[u8]| read_item_size_max(&mut Cursor::new(bytes.to_vec()));
+        let r = stats(b"STAT maxbytes 67108864\r\nSTAT item_size_max 1024\r\nSTAT inter NULL\r\nEND\r\n");
+        assert_eq!(r.unwrap(), Some(1024));
+        assert_eq!(stats(b"STAT maxbytes 1\r\nEND\r\n").unwrap(), None);
+        // A proxy without stats: unknown, and the next reply is in step.
+        let mut c = Cursor::new(b"ERROR\r\nHD\r\n".to_vec());
+        assert_eq!(read_item_size_max(&mut c).unwrap(), None);
+        assert_eq!(read_reply(&mut c, 10).unwrap().code, "HD");
+        for bad in [&b"STAT item_size_max 1\r\n"[..], b"HD\r\nEND\r\n", b"STAT a b\r\nERROR\r\n"] {
+            assert!(stats(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+        assert!(matches!(stats(&b"STAT a b\r\n".repeat(MAX_STATS + 1)), Err(Error::Protocol(_))));
     }
 }

@@ -34,7 +34,7 @@ foreach ($settings as $write) {
     }
 }
 var_dump($ok);
-// How small it was stored (files, memcached: the whole item; redis: the data field).
+// How small it was stored (files, memcached: the whole item; redis, SQL: the data).
 $size = truncate_stored(with_query($base, 'compress=zstd'), 'zipzstd', 0);
 var_dump($size < strlen(serialize($data)) / 3);
 

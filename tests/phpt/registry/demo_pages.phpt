@@ -9,7 +9,9 @@ $save = registry_save_path('demo');
 $probe = stream_socket_server('tcp://127.0.0.1:0');
 $port = (int) substr(strrchr(stream_socket_get_name($probe, false), ':'), 1);
 fclose($probe);
-$cmd = [PHP_BINARY, '-n', '-d', 'extension=' . getenv('RSESSION_EXT'), '-d', 'session.save_handler=rsession',
+// In a process group of its own (setsid), so that stopping it also stops
+// the workers php -S forks.
+$cmd = ['setsid', PHP_BINARY, '-n', '-d', 'extension=' . getenv('RSESSION_EXT'), '-d', 'session.save_handler=rsession',
     '-d', "session.save_path=\"$save\"", '-S', "127.0.0.1:$port", '-t', __DIR__ . '/../../../php/demo'];
 $server = proc_open($cmd, [1 => ['file', '/dev/null', 'w'], 2 => ['file', '/dev/null', 'w']], $pipes,
     null, ['PHP_CLI_SERVER_WORKERS' => '2'] + getenv());
@@ -93,7 +95,7 @@ var_dump(RSession\user_sessions('bob') !== [] ? 'bob kept' : 'bob gone');
 var_dump(count(RSession\user_sessions('alice')));
 $a->go('/login.php', ['csrf' => $t, 'logout' => '1']);
 var_dump(count(RSession\user_sessions('alice')), $a->go('/sessions.php')[1]);
-proc_terminate($server);
+exec('kill -TERM -' . proc_get_status($server)['pid']);
 proc_close($server);
 ?>
 --EXPECT--

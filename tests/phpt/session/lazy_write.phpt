@@ -6,6 +6,7 @@ Lazy write: unchanged data is not rewritten but stays alive (gc does not take it
 session.use_strict_mode=0
 session.lazy_write=1
 session.gc_maxlifetime=100
+session.gc_probability=0
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';

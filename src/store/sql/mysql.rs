@@ -1,0 +1,795 @@
+//! MySQL 8 / MariaDB 10.6+: `GET_LOCK()` user locks, each exchange one
+//! multi-statement text query (lock + holder + read in one round trip;
+//! write + lock check + release in another) over the `mysql` crate.
+//!
+//! Every value goes into the SQL text as a hex literal (`X'…'`) or a
+//! number we formatted, never as quoted text: nothing a session id, user
+//! id or session data holds can change a statement, whatever the server's
+//! sql_mode or character set. (Text queries, not prepared statements,
+//! because only they carry several statements in one round trip.) Data
+//! doubles in size on the wire: the largest session is about half the
+//! server's `max_allowed_packet`, checked before sending.
+//!
+//! Writes check on the server that our connection still holds the lock
+//! (`IS_USED_LOCK(name) = CONNECTION_ID()`), besides the connection number
+//! the shared code checks.
+
+use std::fmt::Write as _;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use mysql::consts::CapabilityFlags;
+use mysql::prelude::Queryable;
+use mysql::{Conn, OptsBuilder, SslOpts, Value};
+
+use super::{Backend, HOLDER_MAX_AGE_MS, Row, RowWrite, Saved, SqlStore, Tables, Target, default_user, holder_slot};
+use crate::config::{SqlAddr, SqlConfig, SslMode};
+use crate::error::StoreError;
+use crate::store::{Result, SessionId, net};
+
+const NAME: &str = "mysql";
+const NO_TLS: &str = "the server does not offer TLS";
+/// Time allowed beyond timeout_ms for statements over many rows (gc,
+/// kill_all_sessions()): a million sessions take seconds to delete.
+const BULK: Duration = Duration::from_secs(60);
+
+/// The DDL, idempotent.
+pub fn schema(tables: &Tables) -> Vec<String> {
+    let Tables { sessions: t, generation: g, holders: h } = tables;
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{t}` (\n  prefix VARBINARY(128) NOT NULL,\n  id VARBINARY(256) NOT NULL,\n  \
+             data LONGBLOB NOT NULL,\n  user_id VARBINARY(512) NULL,\n  created BIGINT NOT NULL,\n  \
+             last_access BIGINT NOT NULL,\n  timeout BIGINT NOT NULL,\n  timeout_set BOOLEAN NOT NULL,\n  \
+             first_ip VARBINARY(512) NULL,\n  last_ip VARBINARY(512) NULL,\n  incarnation BIGINT NOT NULL,\n  \
+             generation BIGINT NOT NULL,\n  expires_at BIGINT NULL,\n  PRIMARY KEY (prefix, id),\n  \
+             KEY `{t}_user` (prefix, user_id),\n  KEY `{t}_expiry` (prefix, expires_at)\n) ENGINE=InnoDB"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{g}` (\n  prefix VARBINARY(128) NOT NULL PRIMARY KEY,\n  \
+             generation BIGINT NOT NULL\n) ENGINE=InnoDB"
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS `{h}` (\n  slot BIGINT NOT NULL PRIMARY KEY,\n  conn BIGINT NOT NULL,\n  \
+             lock_name VARBINARY(64) NOT NULL,\n  holder BLOB NOT NULL,\n  since BIGINT NOT NULL,\n  \
+             KEY `{h}_conn` (conn)\n) ENGINE=InnoDB"
+        ),
+    ]
+}
+
+/// `X'…'`: any bytes, as a literal no server setting reinterprets.
+fn hex(out: &mut String, b: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(b.len() * 2 + 3);
+    out.push_str("X'");
+    for byte in b {
+        out.push(DIGITS[(byte >> 4) as usize] as char);
+        out.push(DIGITS[(byte & 15) as usize] as char);
+    }
+    out.push('\'');
+}
+
+fn lit(b: &[u8]) -> String {
+    let mut s = String::new();
+    hex(&mut s, b);
+    s
+}
+
+fn opt_lit(b: Option<&str>) -> String {
+    b.map_or_else(|| "NULL".to_string(), |v| lit(v.as_bytes()))
+}
+
+fn opt_num(v: Option<i64>) -> String {
+    v.map_or_else(|| "NULL".to_string(), |n| n.to_string())
+}
+
+struct Connection {
+    conn: Option<Conn>,
+    opened_by: u32,
+    id: u32,
+    /// Largest query the server takes.
+    max_packet: usize,
+    /// MariaDB takes fractional GET_LOCK timeouts; MySQL whole seconds.
+    mariadb: bool,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        // After fork this is the parent's connection: closing it here
+        // would say goodbye for the parent (and free its locks).
+        if self.opened_by != std::process::id() {
+            std::mem::forget(self.conn.take());
+        }
+    }
+}
+
+/// One statement's result: its rows (text values, None for NULL) and the
+/// rows it matched.
+#[derive(Debug, Default)]
+struct Set {
+    rows: Vec<Vec<Option<Vec<u8>>>>,
+    affected: u64,
+}
+
+pub struct MyBackend {
+    config: SqlConfig,
+    tables: Tables,
+    prefix: String,
+    conn: Option<Connection>,
+    number: u64,
+    addr: String,
+    /// sslmode=prefer found the server without TLS: connect in plain.
+    no_tls: bool,
+    slot: i64,
+}
+
+pub type MyStore = SqlStore<MyBackend>;
+
+pub fn open(config: &SqlConfig) -> Result<Box<dyn crate::store::Store>> {
+    Ok(Box::new(open_store(config)))
+}
+
+pub fn open_store(config: &SqlConfig) -> MyStore {
+    let addr = match &config.addr {
+        SqlAddr::Tcp { host, port } => format!("{host}:{port}"),
+        SqlAddr::Unix { path } => path.display().to_string(),
+    };
+    let backend = MyBackend {
+        config: config.clone(),
+        tables: Tables::of(config),
+        prefix: config.net.prefix.clone(),
+        conn: None,
+        number: 0,
+        addr,
+        no_tls: false,
+        slot: 0,
+    };
+    SqlStore::new(backend, config)
+}
+
+fn backend(addr: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend { store: NAME, message: format!("{addr}: {e}") }
+}
+
+/// Whether an error leaves the connection usable (the server refused one
+/// statement) or not (I/O, protocol, a packet the server dropped us for).
+fn connection_survives(e: &mysql::Error) -> bool {
+    match e {
+        // 1153: packet too large (the server closes the connection).
+        mysql::Error::MySqlError(m) => m.code != 1153,
+        _ => false,
+    }
+}
+
+fn describe(e: &mysql::Error) -> String {
+    match e {
+        mysql::Error::MySqlError(m) => format!("{} (error {})", m.message, m.code),
+        e => e.to_string(),
+    }
+}
+
+/// The system's trust store as one PEM file, for the crate's TLS.
+fn system_roots() -> Option<std::path::PathBuf> {
+    if let Some(f) = std::env::var_os("SSL_CERT_FILE") {
+        return Some(f.into());
+    }
+    ["/etc/ssl/certs/ca-certificates.crt", "/etc/pki/tls/certs/ca-bundle.crt"]
+        .iter()
+        .map(std::path::PathBuf::from)
+        .find(|p| p.exists())
+}
+
+impl MyBackend {
+    fn connect(&self, tls: bool) -> std::result::Result<Connection, String> {
+        let user = default_user(&self.config, NAME).map_err(|e| e.to_string())?;
+        let net = &self.config.net;
+        let mut b = OptsBuilder::new()
+            .user(Some(user))
+            .pass(self.config.password.clone())
+            .db_name(Some(self.config.dbname.clone()))
+            .tcp_connect_timeout(Some(net.connect_timeout))
+            .read_timeout(Some(net.connect_timeout.max(net.timeout)))
+            .write_timeout(Some(net.timeout))
+            .prefer_socket(false)
+            .tcp_nodelay(true)
+            // Affected rows count rows matched, so a touch that changes
+            // nothing still tells the session is there.
+            .additional_capabilities(CapabilityFlags::CLIENT_FOUND_ROWS);
+        match &self.config.addr {
+            SqlAddr::Unix { path } => b = b.socket(Some(path.display().to_string())),
+            SqlAddr::Tcp { host, port } => {
+                // Resolve within connect_timeout_ms (the crate's own lookup
+                // has no bound); verify-full needs the name for the check.
+                let target = if self.config.sslmode == SslMode::VerifyFull || host.parse::<std::net::IpAddr>().is_ok() {
+                    host.clone()
+                } else {
+                    let addrs = net::resolve(host, *port, net.connect_timeout).map_err(|e| e.to_string())?;
+                    addrs.first().map(|a| a.ip().to_string()).ok_or_else(|| format!("{host} has no address"))?
+                };
+                b = b.ip_or_hostname(Some(target)).tcp_port(*port);
+            }
+        }
+        if tls {
+            let ssl = match self.config.sslmode {
+                SslMode::VerifyFull => SslOpts::default().with_root_cert_path(system_roots()),
+                _ => SslOpts::default().with_danger_accept_invalid_certs(true).with_danger_skip_domain_validation(true),
+            };
+            b = b.ssl_opts(Some(ssl));
+        }
+        let mut conn = Conn::new(b).map_err(|e| match e {
+            mysql::Error::DriverError(mysql::DriverError::TlsNotSupported) => NO_TLS.to_string(),
+            e => describe(&e),
+        })?;
+        let (max_packet, version): (usize, String) = conn
+            .query_first("SELECT @@max_allowed_packet, VERSION()")
+            .map_err(|e| describe(&e))?
+            .ok_or("no reply to the connection's first query")?;
+        if let Err(e) = net::set_read_timeout(conn.as_raw_fd(), net.timeout) {
+            return Err(e.to_string());
+        }
+        Ok(Connection {
+            id: conn.connection_id(),
+            conn: Some(conn),
+            opened_by: std::process::id(),
+            max_packet,
+            mariadb: version.contains("MariaDB"),
+        })
+    }
+
+    fn conn(&mut self) -> Result<&mut Connection> {
+        if self.conn.as_ref().and_then(|c| c.conn.as_ref()).is_some_and(|c| !net::idle_ok(c.as_raw_fd())) {
+            self.conn = None;
+        }
+        if self.conn.is_none() {
+            let tls = self.config.sslmode != SslMode::Disable && !matches!(self.config.addr, SqlAddr::Unix { .. });
+            let mut c = match self.connect(tls && !self.no_tls) {
+                Err(e) if tls && self.config.sslmode == SslMode::Prefer && e == NO_TLS => {
+                    // prefer: a server without TLS is used in plain.
+                    self.no_tls = true;
+                    self.connect(false)
+                }
+                other => other,
+            }
+            .map_err(|e| backend(&self.addr, format!("cannot connect: {e}")))?;
+            self.number += 1;
+            self.slot = holder_slot(i64::from(c.id));
+            self.ensure_schema(&mut c)?;
+            self.conn = Some(c);
+        }
+        Ok(self.conn.as_mut().expect("connected above"))
+    }
+
+    fn ensure_schema(&self, c: &mut Connection) -> Result<()> {
+        let Tables { sessions: t, generation: g, holders: h } = &self.tables;
+        let q = format!(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN ('{t}', '{g}', '{h}')"
+        );
+        let conn = c.conn.as_mut().expect("open");
+        let found: Option<u64> = conn.query_first(q).map_err(|e| backend(&self.addr, format!("checking the tables: {}", describe(&e))))?;
+        if found == Some(3) {
+            return Ok(());
+        }
+        for ddl in schema(&self.tables) {
+            conn.query_drop(ddl).map_err(|e| {
+                backend(
+                    &self.addr,
+                    format!(
+                        "cannot create the table `{t}`: {}; create it as a user allowed to (php/bin/rsession schema --apply)",
+                        describe(&e)
+                    ),
+                )
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Runs one multi-statement query; each statement's rows and count.
+    /// `extra` lengthens the read timeout (a lock wait).
+    fn run(&mut self, what: &str, sql: &str, extra: Duration) -> Result<Vec<Set>> {
+        let timeout = self.config.net.timeout;
+        let max_packet = self.conn()?.max_packet;
+        if sql.len() + 1024 > max_packet {
+            let e = format!("{what}: the query would exceed the server's max_allowed_packet ({max_packet} bytes)");
+            return Err(backend(&self.addr, e));
+        }
+        let conn = self.conn.as_mut().and_then(|c| c.conn.as_mut()).expect("open");
+        let fd = conn.as_raw_fd();
+        if !extra.is_zero() {
+            let _ = net::set_read_timeout(fd, timeout + extra);
+        }
+        let result = collect(conn, sql);
+        if !extra.is_zero() {
+            let _ = net::set_read_timeout(fd, timeout);
+        }
+        match result {
+            Ok(sets) => Ok(sets),
+            Err(e) => {
+                if !connection_survives(&e) {
+                    self.conn = None;
+                }
+                Err(backend(&self.addr, format!("{what}: {}", describe(&e))))
+            }
+        }
+    }
+
+    fn target_sql(&self, t: &Target) -> (String, String) {
+        (lit(self.prefix.as_bytes()), lit(t.id.as_str().as_bytes()))
+    }
+
+    fn current(&self, prefix: &str) -> String {
+        format!("COALESCE((SELECT g.generation FROM `{}` g WHERE g.prefix = {prefix}), 0)", self.tables.generation)
+    }
+
+    fn max_data(&self) -> Option<usize> {
+        self.conn.as_ref().map(|c| c.max_packet.saturating_sub(4096) / 2)
+    }
+}
+
+fn collect(conn: &mut Conn, sql: &str) -> mysql::Result<Vec<Set>> {
+    let mut result = conn.query_iter(sql)?;
+    let mut sets = Vec::new();
+    while let Some(set) = result.iter() {
+        let mut s = Set { rows: Vec::new(), affected: set.affected_rows() };
+        for row in set {
+            let row = row?;
+            s.rows.push(
+                row.unwrap_raw()
+                    .into_iter()
+                    .map(|v| match v {
+                        Some(Value::Bytes(b)) => Some(b),
+                        Some(Value::NULL) | None => None,
+                        Some(other) => Some(other.as_sql(true).into_bytes()),
+                    })
+                    .collect(),
+            );
+        }
+        sets.push(s);
+    }
+    Ok(sets)
+}
+
+fn num(v: &Option<Vec<u8>>) -> Option<i64> {
+    std::str::from_utf8(v.as_deref()?).ok()?.parse().ok()
+}
+
+fn text(v: &Option<Vec<u8>>) -> Option<String> {
+    v.as_deref().map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+const ROW: &str = "s.data, s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, s.incarnation, s.generation";
+
+fn decode_row(c: &[Option<Vec<u8>>]) -> Option<Row> {
+    Some(Row {
+        data: c.first()?.clone().unwrap_or_default(),
+        user: text(c.get(1)?),
+        created: num(c.get(2)?)?,
+        last_access: num(c.get(3)?)?,
+        timeout: num(c.get(4)?)?,
+        timeout_set: num(c.get(5)?)? != 0,
+        first_ip: text(c.get(6)?),
+        last_ip: text(c.get(7)?),
+        incarnation: num(c.get(8)?)?,
+        generation: num(c.get(9)?)?,
+    })
+}
+
+fn first_num(sets: &[Set], i: usize) -> Option<i64> {
+    num(sets.get(i)?.rows.first()?.first()?)
+}
+
+impl Backend for MyBackend {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn connection(&mut self) -> Result<u64> {
+        self.conn()?;
+        Ok(self.number)
+    }
+
+    fn last_connection(&self) -> u64 {
+        self.number
+    }
+
+    fn lock_and_read(&mut self, t: &Target, holder_json: &str, wait: Duration) -> Result<Option<Option<Row>>> {
+        let mariadb = self.conn()?.mariadb;
+        // MySQL counts GET_LOCK's timeout in whole seconds: a wait is never
+        // longer than asked, so it rounds down.
+        let timeout = if mariadb { format!("{:.3}", wait.as_secs_f64()) } else { wait.as_secs().to_string() };
+        let (prefix, id) = self.target_sql(t);
+        let name = &t.lock_name;
+        let since = crate::store::now_ms();
+        let holder = lit(holder_json.as_bytes());
+        let h = &self.tables.holders;
+        let sql = format!(
+            "SELECT GET_LOCK('{name}', {timeout}); \
+             INSERT INTO `{h}` (slot, conn, lock_name, holder, since) \
+             SELECT {slot}, CONNECTION_ID(), '{name}', {holder}, {since} FROM DUAL WHERE IS_USED_LOCK('{name}') = CONNECTION_ID() \
+             ON DUPLICATE KEY UPDATE conn = CONNECTION_ID(), lock_name = '{name}', holder = {holder}, since = {since}; \
+             SELECT {ROW} FROM `{t}` s WHERE s.prefix = {prefix} AND s.id = {id} AND s.generation >= {current} \
+             AND IS_USED_LOCK('{name}') = CONNECTION_ID()",
+            slot = self.slot,
+            t = self.tables.sessions,
+            current = self.current(&prefix),
+        );
+        let sets = match self.run("take the lock", &sql, wait) {
+            Ok(s) => s,
+            Err(e) => {
+                // A statement after GET_LOCK failed: never keep the lock.
+                let _ = self.run("free the lock", &format!("DO RELEASE_LOCK('{name}')"), Duration::ZERO);
+                return Err(e);
+            }
+        };
+        if first_num(&sets, 0) != Some(1) {
+            return Ok(None);
+        }
+        let row = sets.get(2).and_then(|s| s.rows.first()).map(|r| decode_row(r));
+        match row {
+            None => Ok(Some(None)),
+            Some(Some(r)) => Ok(Some(Some(r))),
+            Some(None) => {
+                let _ = self.run("free the lock", &format!("DO RELEASE_LOCK('{name}')"), Duration::ZERO);
+                Err(backend(&self.addr, "read under the lock: a session row of an unexpected shape"))
+            }
+        }
+    }
+
+    fn read(&mut self, t: &Target) -> Result<Option<Row>> {
+        let (prefix, id) = self.target_sql(t);
+        let sql = format!(
+            "SELECT {ROW} FROM `{}` s WHERE s.prefix = {prefix} AND s.id = {id} AND s.generation >= {}",
+            self.tables.sessions,
+            self.current(&prefix)
+        );
+        let sets = self.run("read", &sql, Duration::ZERO)?;
+        match sets.first().and_then(|s| s.rows.first()) {
+            None => Ok(None),
+            Some(r) => decode_row(r).map(Some).ok_or_else(|| backend(&self.addr, "read: a session row of an unexpected shape")),
+        }
+    }
+
+    fn save(&mut self, t: &Target, w: &RowWrite) -> Result<Saved> {
+        self.conn()?;
+        let (prefix, id) = self.target_sql(t);
+        let m = w.meta;
+        let name = &t.lock_name;
+        let tb = &self.tables.sessions;
+        let current = self.current(&prefix);
+        let ours = format!("IS_USED_LOCK('{name}') = CONNECTION_ID()");
+        let lock_cond = if w.locked { format!(" AND {ours}") } else { String::new() };
+        let mut sql = String::with_capacity(w.data.map_or(0, <[u8]>::len) * 2 + 1024);
+        match w.data {
+            Some(data) => {
+                if let Some(limit) = self.max_data().filter(|l| data.len() > *l) {
+                    return Err(StoreError::TooLarge { size: data.len(), limit });
+                }
+                let user = opt_lit(m.user.as_deref());
+                let (first_ip, last_ip) = (opt_lit(m.first_ip.as_deref()), opt_lit(m.last_ip.as_deref()));
+                let expires = opt_num(w.expires_at);
+                let (created, now, timeout, timeout_set) = (m.created, w.now, m.timeout, u8::from(m.timeout_set));
+                match w.fence {
+                    Some(incarnation) => {
+                        let _ = write!(sql, "UPDATE `{tb}` SET data = ");
+                        hex(&mut sql, data);
+                        let _ = write!(
+                            sql,
+                            ", user_id = {user}, created = {created}, last_access = {now}, timeout = {timeout}, \
+                             timeout_set = {timeout_set}, first_ip = {first_ip}, last_ip = {last_ip}, expires_at = {expires} \
+                             WHERE prefix = {prefix} AND id = {id} AND incarnation = {incarnation} AND generation >= {current}{lock_cond}"
+                        );
+                    }
+                    None => {
+                        let incarnation = m.incarnation as i64;
+                        let _ = write!(
+                            sql,
+                            "INSERT INTO `{tb}` (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
+                             first_ip, last_ip, expires_at, incarnation, generation) SELECT {prefix}, {id}, "
+                        );
+                        hex(&mut sql, data);
+                        let where_lock = if w.locked { format!(" WHERE {ours}") } else { String::new() };
+                        let _ = write!(
+                            sql,
+                            ", {user}, {created}, {now}, {timeout}, {timeout_set}, {first_ip}, {last_ip}, {expires}, \
+                             {incarnation}, {current} FROM DUAL{where_lock} ON DUPLICATE KEY UPDATE \
+                             incarnation = IF(generation < VALUES(generation), VALUES(incarnation), incarnation), \
+                             generation = GREATEST(generation, VALUES(generation)), data = VALUES(data), \
+                             user_id = VALUES(user_id), created = VALUES(created), last_access = VALUES(last_access), \
+                             timeout = VALUES(timeout), timeout_set = VALUES(timeout_set), first_ip = VALUES(first_ip), \
+                             last_ip = VALUES(last_ip), expires_at = VALUES(expires_at)"
+                        );
+                    }
+                }
+            }
+            None => {
+                let fence = w.fence.map_or(String::new(), |i| format!(" AND incarnation = {i}"));
+                let (before, now, expires) = (w.touch_before, w.now, opt_num(w.expires_at));
+                let _ = write!(
+                    sql,
+                    "UPDATE `{tb}` SET expires_at = IF(last_access <= {before}, {expires}, expires_at), \
+                     last_access = IF(last_access <= {before}, {now}, last_access) \
+                     WHERE prefix = {prefix} AND id = {id}{fence} AND generation >= {current}{lock_cond}"
+                );
+            }
+        }
+        if w.locked {
+            let _ = write!(sql, "; SELECT {ours}");
+        }
+        if w.release {
+            let _ = write!(sql, "; DO RELEASE_LOCK('{name}')");
+        }
+        let sets = self.run("write", &sql, Duration::ZERO)?;
+        if sets.first().map_or(0, |s| s.affected) > 0 {
+            return Ok(Saved::Done);
+        }
+        if w.locked && first_num(&sets, 1) != Some(1) {
+            return Ok(Saved::LockLost);
+        }
+        Ok(Saved::Killed)
+    }
+
+    fn unlock(&mut self, t: &Target) -> Result<()> {
+        self.run("release the lock", &format!("DO RELEASE_LOCK('{}')", t.lock_name), Duration::ZERO).map(|_| ())
+    }
+
+    fn destroy(&mut self, t: &Target) -> Result<bool> {
+        let (prefix, id) = self.target_sql(t);
+        let tb = &self.tables.sessions;
+        let sql = format!(
+            "DELETE FROM `{tb}` WHERE prefix = {prefix} AND id = {id} AND generation >= {}; \
+             DELETE FROM `{tb}` WHERE prefix = {prefix} AND id = {id}",
+            self.current(&prefix)
+        );
+        let sets = self.run("destroy", &sql, Duration::ZERO)?;
+        Ok(sets.first().map_or(0, |s| s.affected) > 0)
+    }
+
+    fn exists(&mut self, t: &Target, now: i64) -> Result<bool> {
+        let (prefix, id) = self.target_sql(t);
+        let sql = format!(
+            "SELECT 1 FROM `{}` s WHERE s.prefix = {prefix} AND s.id = {id} \
+             AND (s.expires_at IS NULL OR s.expires_at >= {now}) AND s.generation >= {}",
+            self.tables.sessions,
+            self.current(&prefix)
+        );
+        let sets = self.run("check a session", &sql, Duration::ZERO)?;
+        Ok(sets.first().is_some_and(|s| !s.rows.is_empty()))
+    }
+
+    /// A session whose lock is held stays: its lock name is the md5 of
+    /// the lock identity, as Target::new computes it.
+    fn gc(&mut self, now: i64, now_ms: i64) -> Result<u64> {
+        let prefix = lit(self.prefix.as_bytes());
+        let identity = lit(format!("{}/", self.tables.sessions).as_bytes());
+        let sql = format!(
+            "DELETE FROM `{t}` WHERE prefix = {prefix} AND expires_at < {now} \
+             AND IS_FREE_LOCK(CONCAT('rs_', MD5(CONCAT({identity}, prefix, '/', id)))); \
+             DELETE FROM `{h}` WHERE since < {old}",
+            t = self.tables.sessions,
+            h = self.tables.holders,
+            old = now_ms - HOLDER_MAX_AGE_MS,
+        );
+        let sets = self.run("gc", &sql, BULK)?;
+        Ok(sets.first().map_or(0, |s| s.affected))
+    }
+
+    fn holder(&mut self, t: &Target) -> Result<Option<Option<String>>> {
+        let name = &t.lock_name;
+        let sql = format!(
+            "SELECT x.c, h.holder FROM (SELECT IS_USED_LOCK('{name}') AS c) x \
+             LEFT JOIN `{}` h ON h.conn = x.c AND h.lock_name = '{name}' ORDER BY h.since DESC LIMIT 1",
+            self.tables.holders
+        );
+        let sets = self.run("read the lock's holder", &sql, Duration::ZERO)?;
+        let Some(row) = sets.first().and_then(|s| s.rows.first()) else { return Ok(None) };
+        if row.first().is_none_or(Option::is_none) {
+            return Ok(None);
+        }
+        Ok(Some(row.get(1).and_then(text)))
+    }
+
+    fn user_sessions(&mut self, user: &str) -> Result<Vec<(String, Row)>> {
+        let prefix = lit(self.prefix.as_bytes());
+        let sql = format!(
+            "SELECT '', s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, \
+             s.incarnation, s.generation, s.id FROM `{}` s WHERE s.prefix = {prefix} AND s.user_id = {} AND s.generation >= {}",
+            self.tables.sessions,
+            lit(user.as_bytes()),
+            self.current(&prefix)
+        );
+        let sets = self.run("list a user's sessions", &sql, Duration::ZERO)?;
+        let rows = sets.into_iter().next().map(|s| s.rows).unwrap_or_default();
+        Ok(rows.iter().filter_map(|r| Some((text(r.get(10)?)?, decode_row(r)?))).collect())
+    }
+
+    fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {
+        let prefix = lit(self.prefix.as_bytes());
+        let tb = &self.tables.sessions;
+        let cond = format!(
+            "prefix = {prefix} AND user_id = {} AND id <> {}",
+            lit(user.as_bytes()),
+            lit(keep.map_or("", |k| k.as_str()).as_bytes())
+        );
+        let sql = format!("DELETE FROM `{tb}` WHERE {cond} AND generation >= {}; DELETE FROM `{tb}` WHERE {cond}", self.current(&prefix));
+        let sets = self.run("kill a user's sessions", &sql, Duration::ZERO)?;
+        Ok(sets.first().map_or(0, |s| s.affected))
+    }
+
+    /// One short transaction: the generation moves (reads and fenced
+    /// writes check it) and the sessions it ended go.
+    fn kill_all(&mut self) -> Result<i64> {
+        let prefix = lit(self.prefix.as_bytes());
+        let (t, g) = (&self.tables.sessions, &self.tables.generation);
+        let sql = format!(
+            "START TRANSACTION; \
+             INSERT INTO `{g}` (prefix, generation) VALUES ({prefix}, 1) ON DUPLICATE KEY UPDATE generation = generation + 1; \
+             DELETE FROM `{t}` WHERE prefix = {prefix} AND generation < (SELECT generation FROM `{g}` WHERE prefix = {prefix}); \
+             COMMIT"
+        );
+        match self.run("kill all sessions", &sql, BULK) {
+            Ok(sets) => Ok(sets.get(2).map_or(0, |s| s.affected) as i64),
+            Err(e) => {
+                if self.conn.is_some() {
+                    let _ = self.run("roll back", "ROLLBACK", Duration::ZERO);
+                }
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Runs the schema on the server a config names (php/bin/rsession schema
+/// --apply).
+pub fn apply_schema(config: &SqlConfig) -> Result<()> {
+    let mut store = open_store(config);
+    store.backend.conn().map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::StoreConfig;
+    use crate::store::sql::tests as shared;
+    use crate::store::testing::{TTL, id, meta, put, read_data, registry_contract, req};
+    use crate::store::{LockUse, Locked, Save, Store};
+    use std::path::Path;
+
+    fn url() -> String {
+        std::env::var("RSESSION_TEST_MYSQL")
+            .expect("RSESSION_TEST_MYSQL is not set: run the MySQL tests via `make test`, which starts a private MariaDB")
+    }
+
+    fn config_at(url: &str, prefix: &str, extra: &str) -> SqlConfig {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let path = format!("{url}{sep}prefix=mtest:{prefix}:{}:{extra}", std::process::id());
+        let StoreConfig::Mysql(c) = StoreConfig::parse(&path, Path::new("/tmp")).unwrap() else { panic!() };
+        c
+    }
+
+    fn store(prefix: &str) -> MyStore {
+        open_store(&config_at(&url(), prefix, ""))
+    }
+
+    fn connection_id(s: &mut MyStore) -> u32 {
+        s.backend.conn().unwrap().id
+    }
+
+    #[test]
+    fn registry() {
+        registry_contract(&|| Box::new(store("registry")));
+    }
+
+    #[test]
+    fn lock_write_release_and_holder() {
+        shared::lock_write_release_and_holder(&store);
+    }
+
+    #[test]
+    fn waiter_is_woken_at_release() {
+        shared::waiter_is_woken_at_release(&store, || store("wake"));
+    }
+
+    #[test]
+    fn zero_wait_fails_at_once_and_waits_are_bounded() {
+        shared::zero_wait_fails_at_once_and_waits_are_bounded(&store);
+    }
+
+    #[test]
+    fn a_held_lock_is_not_granted_again_to_its_own_process() {
+        shared::a_held_lock_is_not_granted_again_to_its_own_process(&store);
+    }
+
+    #[test]
+    fn a_killed_connection_loses_its_lock_and_may_not_write() {
+        shared::a_killed_connection_loses_its_lock_and_may_not_write(&store, &|a, b| {
+            let victim = connection_id(a);
+            b.backend.run("kill", &format!("KILL {victim}"), Duration::ZERO).unwrap();
+            std::thread::sleep(Duration::from_millis(100));
+        });
+    }
+
+    #[test]
+    fn lazy_touch_writes_at_most_once_per_window() {
+        shared::lazy_touch_writes_at_most_once_per_window(&store, &|s, sid| {
+            let prefix = s.backend.prefix.clone();
+            s.backend.read(&Target::new("rsession_sessions", &prefix, sid)).unwrap().unwrap().last_access
+        });
+    }
+
+    #[test]
+    fn a_short_timeout_is_not_stretched_by_the_window() {
+        shared::a_short_timeout_is_not_stretched_by_the_window(&store);
+    }
+
+    #[test]
+    fn gc_removes_expired_unlocked_sessions_and_counts_them() {
+        shared::gc_removes_expired_unlocked_sessions_and_counts_them(&store);
+    }
+
+    #[test]
+    fn hostile_ids_and_user_names_are_data() {
+        shared::hostile_ids_and_user_names_are_data(&store);
+    }
+
+    #[test]
+    fn large_data_round_trips() {
+        shared::large_data_round_trips(&store, 3 << 20);
+    }
+
+    #[test]
+    fn down_server_is_an_error_not_a_hang() {
+        shared::down_server_is_an_error_not_a_hang("mysql://u@127.0.0.1:1/d?connect_timeout_ms=200");
+    }
+
+    #[test]
+    fn oversized_data_fails_loudly_and_keeps_the_old() {
+        let mut a = store("oversized");
+        let s = id("abc");
+        crate::store::testing::write(&mut a, &s, b"old");
+        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+        let big = vec![7u8; 9 << 20];
+        let p = crate::store::Put { existed: true, ..put(Save::Write(&big), &rec.meta, TTL, LockUse::Release(token)) };
+        assert!(matches!(a.save(&s, &p), Err(StoreError::TooLarge { .. })), "9 MB over an 8 MB max_allowed_packet");
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"old"[..]));
+        // The lock is still ours to free, on the same connection.
+        assert!(a.lock_holder(&s).unwrap().is_some());
+        a.unlock(&s, token).unwrap();
+        assert!(a.lock_holder(&s).unwrap().is_none());
+    }
+
+    #[test]
+    fn unix_socket_and_a_missing_table() {
+        let sock = std::env::var("RSESSION_TEST_MYSQL_SOCK").expect("RSESSION_TEST_MYSQL_SOCK is not set: run via `make test`");
+        let table = format!("rs_t{}", std::process::id());
+        let path = format!("mysql://rs_app:rs-app-pw@/rsession_test?socket={sock}&table={table}");
+        let mut a = open_store(&config_at(&path, "sock", ""));
+        crate::store::testing::write(&mut a, &id("abc"), b"x");
+        let mut tcp = open_store(&config_at(&url(), "sock", &format!("&table={table}")));
+        assert_eq!(read_data(&mut tcp, &id("abc")).as_deref(), Some(&b"x"[..]));
+        let drop = format!("DROP TABLE `{table}`, `{table}_generation`, `{table}_holders`");
+        a.backend.run("drop", &drop, Duration::ZERO).unwrap();
+    }
+
+    #[test]
+    fn racing_workers_create_the_table_once() {
+        let table = format!("rs_race{}", std::process::id());
+        shared::racing_workers_create_the_table_once(
+            |t| open_store(&config_at(&url(), "race", &format!("&table={t}"))),
+            &table,
+            &|s: &mut MyStore| {
+                let drop = format!("DROP TABLE `{table}`, `{table}_generation`, `{table}_holders`");
+                s.backend.run("drop", &drop, Duration::ZERO).unwrap();
+            },
+        );
+    }
+
+    #[test]
+    fn the_server_closing_the_connection_costs_no_request() {
+        let (mut a, mut b) = (store("restart"), store("restart"));
+        crate::store::testing::write(&mut a, &id("abc"), b"x");
+        let victim = connection_id(&mut a);
+        b.backend.run("kill", &format!("KILL {victim}"), Duration::ZERO).unwrap();
+        std::thread::sleep(Duration::from_millis(100));
+        assert_eq!(read_data(&mut a, &id("abc")).as_deref(), Some(&b"x"[..]));
+        let _ = meta;
+    }
+}

@@ -1,0 +1,48 @@
+--TEST--
+SQL: php/bin/rsession schema prints the DDL; --apply creates the tables (idempotent); other stores have none
+--FILE--
+<?php
+require __DIR__ . '/setup.inc';
+$tool = dirname(__DIR__, 3) . '/php/bin/rsession';
+$table = 'rs_tool_' . getmypid();
+$path = sql_path('tool', "table=$table");
+$run = function (array $args) use ($tool) {
+    $cmd = array_merge([PHP_BINARY, '-n', '-d', 'extension=' . getenv('RSESSION_EXT'), $tool], $args);
+    $p = proc_open($cmd, [1 => ['pipe', 'w'], 2 => ['pipe', 'w']], $pipes);
+    $out = stream_get_contents($pipes[1]);
+    $err = stream_get_contents($pipes[2]);
+    return [proc_close($p), $out, $err];
+};
+[$rc, $ddl] = $run(['--save-path', $path, 'schema']);
+var_dump($rc, preg_match_all('/CREATE (UNLOGGED )?TABLE IF NOT EXISTS/', $ddl), str_contains($ddl, "{$table}_user"), str_contains($ddl, "{$table}_expiry"));
+$exists = fn() => sql_admin(sql_kind() === 'pgsql'
+    ? "SELECT count(*) FROM pg_tables WHERE tablename LIKE '{$table}%'"
+    : "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name LIKE '{$table}%'");
+echo 'before: ', $exists(), "\n";
+[$rc, , $err] = $run(['--save-path', $path, 'schema', '--apply']);
+echo "apply: $rc ", trim($err), "\n";
+echo 'after: ', $exists(), "\n";
+[$rc] = $run(['--save-path', $path, 'schema', '--apply']);
+echo "again: $rc\n";
+// The tables work.
+ini_set('session.save_handler', 'rsession');
+session_save_path($path);
+session_id('sqltool1');
+session_start();
+$_SESSION['v'] = 1;
+session_write_close();
+RSession\kill_all_sessions();
+sql_admin("DROP TABLE $table, {$table}_generation, {$table}_holders");
+[$rc, , $err] = $run(['--save-path', sys_get_temp_dir(), 'schema']);
+echo "files: $rc ", trim($err), "\n";
+?>
+--EXPECT--
+int(0)
+int(3)
+bool(true)
+bool(true)
+before: 0
+apply: 0 the tables exist now
+after: 3
+again: 0
+files: 1 rsession: the files store has no SQL schema (only pgsql:// and mysql:// do)
