@@ -57,8 +57,10 @@ demo: build
 	  -d session.save_path=$(CURDIR)/.run/demo-sessions \
 	  -S 127.0.0.1:$(DEMO_PORT) -t php/demo
 
-## bench: prints figures (never asserts them).
+## bench: prints figures (never asserts them); php-fpm under nginx with wrk too.
+BENCH_PACKAGES := nginx php8.2-fpm wrk
 bench: build
+	@./tests/deps.sh $(BENCH_PACKAGES)
 	@./tests/services.sh start
 	@trap './tests/services.sh stop' EXIT; source .run/services.env; \
 	  ./php/bench/run.sh $(SO)

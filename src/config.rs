@@ -24,6 +24,15 @@ pub enum StoreConfig {
     Memcached(MemcachedConfig),
     Pgsql(SqlConfig),
     Mysql(SqlConfig),
+    /// `CACHE | STORE`: a network cache in front of a durable store.
+    WriteThrough {
+        cache: Box<StoreConfig>,
+        store: Box<StoreConfig>,
+        /// The durable store's last access is refreshed at most this often
+        /// on reads that change nothing: its own `lazy_touch_s` (SQL), zero
+        /// for files (a local file records every access).
+        lazy_touch: Duration,
+    },
 }
 
 /// Options every network store takes in its query string.
@@ -139,6 +148,9 @@ impl StoreConfig {
         if s.contains('\0') {
             return Err(bad("contains a NUL byte"));
         }
+        if s.contains('|') {
+            return parse_write_through(s, temp_dir).map_err(|r| bad(&r));
+        }
         if let Some(rest) = s.strip_prefix("file://") {
             return files_dir(rest).map_err(|r| bad(&r));
         }
@@ -192,7 +204,20 @@ impl StoreConfig {
             StoreConfig::Redis(c) => c.net.compression,
             StoreConfig::Memcached(c) => c.net.compression,
             StoreConfig::Pgsql(c) | StoreConfig::Mysql(c) => c.net.compression,
+            // Each member compresses as its own part of the path says.
+            StoreConfig::WriteThrough { .. } => Compression::default(),
         }
+    }
+
+    /// Whether this store can be a write-through's CACHE: a network store
+    /// that other hosts share and that holds locks with a lease.
+    pub fn is_network_cache(&self) -> bool {
+        matches!(self, StoreConfig::Redis(_) | StoreConfig::Memcached(_))
+    }
+
+    /// Whether this store can be a write-through's durable STORE.
+    pub fn is_durable(&self) -> bool {
+        matches!(self, StoreConfig::Pgsql(_) | StoreConfig::Mysql(_) | StoreConfig::Files { .. })
     }
 
     /// The name of the store this config selects, as shown to operators.
@@ -203,8 +228,45 @@ impl StoreConfig {
             StoreConfig::Memcached(_) => "memcached",
             StoreConfig::Pgsql(_) => "pgsql",
             StoreConfig::Mysql(_) => "mysql",
+            StoreConfig::WriteThrough { .. } => "write-through",
         }
     }
+}
+
+/// `CACHE | STORE`, spaces allowed around the `|`.
+fn parse_write_through(s: &str, temp_dir: &Path) -> Result<StoreConfig, String> {
+    let (cache, store) = s.split_once('|').expect("checked by the caller");
+    if store.contains('|') {
+        return Err("a write-through path has exactly one \"|\" (CACHE | STORE)".into());
+    }
+    let member = |part: &str, what: &str| -> Result<StoreConfig, String> {
+        let part = part.trim();
+        if part.is_empty() {
+            return Err(format!("the {what} side of \"|\" is empty (CACHE | STORE)"));
+        }
+        StoreConfig::parse(part, temp_dir).map_err(|e| match e {
+            ConfigError::SavePath { reason, .. } => format!("{what} {part:?}: {reason}"),
+            other => other.to_string(),
+        })
+    };
+    let (cache, store) = (member(cache, "the cache")?, member(store, "the store")?);
+    if !cache.is_network_cache() {
+        return Err(format!(
+            "the cache (left of \"|\") must be a network cache (redis://, rediss://, redis+unix://, redis-cluster://, rediss-cluster://, redis-sentinel://, memcached://), not {}",
+            cache.store_name()
+        ));
+    }
+    if !store.is_durable() {
+        return Err(format!(
+            "the store (right of \"|\") must be durable (pgsql://, mysql:// or a files directory), not {}",
+            store.store_name()
+        ));
+    }
+    let lazy_touch = match &store {
+        StoreConfig::Pgsql(c) | StoreConfig::Mysql(c) => c.lazy_touch,
+        _ => Duration::ZERO,
+    };
+    Ok(StoreConfig::WriteThrough { cache: Box::new(cache), store: Box::new(store), lazy_touch })
 }
 
 /// A directory, optionally with `?compress=…&compress_min=…` (a `?` that is
@@ -624,6 +686,8 @@ pub struct Settings {
     pub lock_ttl: Duration,
     pub lock_failure: LockFailure,
     pub read_only: bool,
+    /// Longest busy wait for a store's reply before sleeping (zero: none).
+    pub spin: Duration,
 }
 
 impl Default for Settings {
@@ -634,12 +698,13 @@ impl Default for Settings {
             lock_ttl: Duration::from_millis(10_000),
             lock_failure: LockFailure::Fail,
             read_only: false,
+            spin: crate::store::spin::DEFAULT_SPIN,
         }
     }
 }
 
 /// The setting names, without the `rsession.` INI prefix.
-pub const SETTING_NAMES: [&str; 5] = ["locking", "lock_wait_ms", "lock_ttl_ms", "lock_failure", "read_only"];
+pub const SETTING_NAMES: [&str; 6] = ["locking", "lock_wait_ms", "lock_ttl_ms", "lock_failure", "read_only", "spin_us"];
 
 impl Settings {
     /// Sets one setting from its text form (as INI or an option gives it).
@@ -649,22 +714,9 @@ impl Settings {
         match name {
             "locking" => self.locking = parse_bool(v).ok_or_else(|| bad(format!("{v:?} is not a boolean")))?,
             "read_only" => self.read_only = parse_bool(v).ok_or_else(|| bad(format!("{v:?} is not a boolean")))?,
-            "lock_wait_ms" => {
-                self.lock_wait = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| *n <= 86_400_000)
-                    .map(Duration::from_millis)
-                    .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (0 to 86400000)")))?
-            }
-            "lock_ttl_ms" => {
-                self.lock_ttl = v
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (100..=86_400_000).contains(n))
-                    .map(Duration::from_millis)
-                    .ok_or_else(|| bad(format!("{v:?} is not a number of milliseconds (100 to 86400000)")))?
-            }
+            "lock_wait_ms" => self.lock_wait = Duration::from_millis(in_range(v, 0..=86_400_000, "milliseconds").map_err(bad)?),
+            "lock_ttl_ms" => self.lock_ttl = Duration::from_millis(in_range(v, 100..=86_400_000, "milliseconds").map_err(bad)?),
+            "spin_us" => self.spin = Duration::from_micros(in_range(v, 0..=10_000, "microseconds").map_err(bad)?),
             "lock_failure" => {
                 self.lock_failure = match v.to_ascii_lowercase().as_str() {
                     "fail" => LockFailure::Fail,
@@ -676,6 +728,14 @@ impl Settings {
         }
         Ok(())
     }
+}
+
+/// A whole number within `range`, or why not (`unit` names what it counts).
+fn in_range(v: &str, range: std::ops::RangeInclusive<u64>, unit: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .ok()
+        .filter(|n| range.contains(n))
+        .ok_or_else(|| format!("{v:?} is not a number of {unit} ({} to {})", range.start(), range.end()))
 }
 
 /// PHP's INI boolean spellings.
@@ -799,6 +859,36 @@ mod tests {
             "redis-clusters://h",
         ] {
             assert!(parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
+    fn write_through_paths() {
+        let p = parse("memcached://127.0.0.1:11211 | pgsql://app@127.0.0.1/app?lazy_touch_s=30&compress=zstd").unwrap();
+        let StoreConfig::WriteThrough { cache, store, lazy_touch } = p else { panic!("{p:?}") };
+        assert!(matches!(*cache, StoreConfig::Memcached(_)));
+        assert_eq!(store.compression().algorithm, Some(Algorithm::Zstd), "compression is per member");
+        assert_eq!(lazy_touch, Duration::from_secs(30), "the SQL member's lazy_touch_s");
+        let p = parse("redis://h|/var/lib/s").unwrap();
+        assert!(matches!(p, StoreConfig::WriteThrough { lazy_touch: Duration::ZERO, .. }), "files records every access");
+        let p = parse("redis://h | mysql://u@h/d").unwrap();
+        assert!(matches!(p, StoreConfig::WriteThrough { lazy_touch: DEFAULT_LAZY_TOUCH, .. }));
+        for cache in ["redis-cluster://h1,h2", "redis-sentinel://s1/mymaster"] {
+            assert!(matches!(parse(&format!("{cache} | /var/lib/s")), Ok(StoreConfig::WriteThrough { .. })), "{cache} as the cache");
+        }
+        for (bad, says) in [
+            ("redis://h | pgsql://h/d | mysql://h/d", "exactly one"),
+            (" | pgsql://h/d", "cache side"),
+            ("redis://h | ", "store side"),
+            ("pgsql://h/d | redis://h", "must be a network cache"),
+            ("/tmp/x | pgsql://h/d", "must be a network cache"),
+            ("redis://h | memcached://h", "must be durable"),
+            ("redis://h?lazy_touch_s=3 | pgsql://h/d", "lazy_touch_s"),
+            ("redis://h | pgsql://h/d?lazy_touch_s=x", "lazy_touch_s"),
+            ("memcached://h | ftp://x", "unknown scheme"),
+        ] {
+            let e = parse(bad).unwrap_err().to_string();
+            assert!(e.contains(says) && e.starts_with("save_path"), "{bad}: {e}");
         }
     }
 

@@ -263,6 +263,7 @@ impl Engine {
     }
 
     fn with_store(config: StoreConfig, store: SharedStore, settings: Settings, origin: Origin) -> Engine {
+        crate::store::spin::set_limit(settings.spin);
         Engine { config, store, pid: std::process::id(), settings, origin, active: None, notices: Vec::new() }
     }
 
@@ -521,8 +522,19 @@ impl Engine {
         let lock = a.token.map_or(LockUse::Unlocked, LockUse::Release);
         // A new session created with its user already set is filed under it.
         let user = if a.original.is_none() && a.meta.user.is_some() { UserChange::From(None) } else { UserChange::Unchanged };
-        let put = Put { what, meta: &a.meta, ttl: storage_ttl(a.meta.timeout), lock, existed: a.original.is_some(), user };
-        let result = counted(self.store.lock().save(id, &put));
+        let put = Put {
+            what,
+            meta: &a.meta,
+            ttl: storage_ttl(a.meta.timeout),
+            lock,
+            existed: a.original.is_some(),
+            user,
+            expect_version: None,
+        };
+        let (result, versioned) = {
+            let mut store = self.store.lock();
+            (counted(store.save(id, &put)), store.versioned())
+        };
         match what {
             Save::Write(_) => bump(&STATS.writes, 1),
             Save::Touch => bump(&STATS.writes_skipped, 1),
@@ -538,6 +550,9 @@ impl Engine {
                     a.original = Some(data.to_vec());
                     a.meta.generation = generation;
                     a.dirty = false;
+                    if versioned && matches!(what, Save::Write(_)) {
+                        a.meta.version += 1;
+                    }
                 }
                 Ok(())
             }
@@ -565,14 +580,19 @@ impl Engine {
             lock: a.token.map_or(LockUse::Unlocked, LockUse::Keep),
             existed: a.original.is_some(),
             user,
+            expect_version: None,
         };
         let id = a.id.clone();
-        let saved = counted(self.store.lock().save(&id, &put));
+        let (saved, versioned) = {
+            let mut store = self.store.lock();
+            (counted(store.save(&id, &put)), store.versioned())
+        };
         match saved {
             Ok(generation) => {
                 bump(&STATS.writes, 1);
                 if let Some(a) = self.active.as_mut() {
                     a.meta.generation = generation;
+                    a.meta.version += u64::from(versioned);
                     a.original = Some(data);
                     a.dirty = false;
                 }

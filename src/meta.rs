@@ -9,13 +9,20 @@
 //! store could have filled with anything: it never panics, it returns an
 //! error (fuzzed in `fuzz/fuzz_targets/meta.rs`).
 //!
+//! Version 2 appends the write-through fields ([`Meta::version`],
+//! [`Meta::durable_at`]); it is written only when one of them is non-zero,
+//! so stores not behind a write-through keep writing version 1 and an older
+//! rsession still reads them.
+//!
 //! Files and memcached keep one item per session, an [`envelope`] of the
 //! metadata and the data; Redis keeps them as fields of one hash.
 
 use serde::{Deserialize, Serialize};
 
-/// The current encoding version.
+/// The encoding of sessions without write-through fields.
 const VERSION: u8 = 1;
+/// The encoding with them.
+const VERSION_2: u8 = 2;
 /// User ids and IPs longer than this are refused (a user id is a key part).
 pub const MAX_USER_LEN: usize = 512;
 
@@ -41,6 +48,15 @@ pub struct Meta {
     /// Random, fixed at creation: a write checks it, so a request never
     /// brings back a session that was killed (or replaced) meanwhile.
     pub incarnation: u64,
+    /// Write-through: counts the writes of the session's data, so the
+    /// durable store refuses a write by a request that read an older one
+    /// (it lost its lock). 0 outside a write-through.
+    #[serde(skip)]
+    pub version: u64,
+    /// Write-through, in the cache's copy: Unix seconds when the durable
+    /// store last recorded an access (it is refreshed once per lazy window).
+    #[serde(skip)]
+    pub durable_at: u64,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -65,20 +81,32 @@ impl Meta {
             last_ip: ip,
             generation: 0,
             incarnation: crate::store::LockToken::random().0 as u64,
+            version: 0,
+            durable_at: 0,
         }
     }
 
     pub fn encode(&self) -> Vec<u8> {
-        let mut out = vec![VERSION];
+        let extended = self.version != 0 || self.durable_at != 0;
+        let mut out = vec![if extended { VERSION_2 } else { VERSION }];
         // Writing into a Vec cannot fail for these field types.
         out.extend(postcard::to_stdvec(self).unwrap_or_default());
+        if extended {
+            out.extend(postcard::to_stdvec(&(self.version, self.durable_at)).unwrap_or_default());
+        }
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Meta, MetaError> {
+        let corrupt = |e: postcard::Error| MetaError::Corrupt(e.to_string());
         let (&version, body) = bytes.split_first().ok_or(MetaError::Empty)?;
         match version {
-            1 => postcard::from_bytes(body).map_err(|e| MetaError::Corrupt(e.to_string())),
+            VERSION => postcard::from_bytes(body).map_err(corrupt),
+            VERSION_2 => {
+                let (mut meta, rest): (Meta, _) = postcard::take_from_bytes(body).map_err(corrupt)?;
+                (meta.version, meta.durable_at) = postcard::from_bytes(rest).map_err(corrupt)?;
+                Ok(meta)
+            }
             v => Err(MetaError::UnknownVersion(v)),
         }
     }
@@ -150,6 +178,8 @@ mod tests {
             last_ip: Some("2001:db8::1".into()),
             generation: 3,
             incarnation: u64::MAX,
+            version: 0,
+            durable_at: 0,
         }
     }
 
@@ -160,6 +190,20 @@ mod tests {
         assert_eq!(bytes[0], VERSION);
         assert!(bytes.len() < 64, "{} bytes", bytes.len());
         assert_eq!(Meta::decode(&bytes).unwrap(), m);
+    }
+
+    #[test]
+    fn write_through_fields_use_version_2_only_when_set() {
+        let old = sample().encode();
+        let m = Meta { version: 41, durable_at: 1_700_000_050, ..sample() };
+        let bytes = m.encode();
+        assert_eq!((old[0], bytes[0]), (VERSION, VERSION_2));
+        assert_eq!(&bytes[1..old.len()], &old[1..], "version 2 extends version 1");
+        assert_eq!(Meta::decode(&bytes).unwrap(), m);
+        assert_eq!(Meta::decode(&old).unwrap(), sample());
+        for cut in 1..bytes.len() {
+            assert!(Meta::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 
     #[test]

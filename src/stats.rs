@@ -14,6 +14,16 @@ pub struct Stats {
     /// Lease renewals of held locks that failed (the store did not answer,
     /// or the renewer panicked): each one risks the lock running out.
     pub lease_renewal_failures: AtomicU64,
+    /// Write-through: reads the cache answered, reads it missed (the store
+    /// answered and the cache was refilled), and saves that left the store
+    /// alone (nothing changed and its lazy window had not passed).
+    pub cache_hits: AtomicU64,
+    pub cache_misses: AtomicU64,
+    pub store_writes_skipped: AtomicU64,
+    /// Waits for a store's reply that spun before sleeping, and how many of
+    /// them found the reply within the spin (`rsession.spin_us`).
+    pub reply_spins: AtomicU64,
+    pub reply_spin_hits: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -25,6 +35,11 @@ pub static STATS: Stats = Stats {
     lock_timeouts: AtomicU64::new(0),
     store_errors: AtomicU64::new(0),
     lease_renewal_failures: AtomicU64::new(0),
+    cache_hits: AtomicU64::new(0),
+    cache_misses: AtomicU64::new(0),
+    store_writes_skipped: AtomicU64::new(0),
+    reply_spins: AtomicU64::new(0),
+    reply_spin_hits: AtomicU64::new(0),
 };
 
 impl Stats {
@@ -39,6 +54,11 @@ impl Stats {
             ("lock_timeouts", get(&self.lock_timeouts)),
             ("store_errors", get(&self.store_errors)),
             ("lease_renewal_failures", get(&self.lease_renewal_failures)),
+            ("cache_hits", get(&self.cache_hits)),
+            ("cache_misses", get(&self.cache_misses)),
+            ("store_writes_skipped", get(&self.store_writes_skipped)),
+            ("reply_spins", get(&self.reply_spins)),
+            ("reply_spin_hits", get(&self.reply_spin_hits)),
         ]
     }
 }

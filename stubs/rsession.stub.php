@@ -16,11 +16,17 @@
  *                                    read-only with an E_NOTICE.
  * - rsession.read_only      = 0      When 1 at session_start(): read without the lock; nothing
  *                                    is written at close (E_NOTICE if $_SESSION changed).
+ * - rsession.spin_us        = 100    Longest busy wait (µs) for a store's reply before the
+ *                                    process sleeps for it (Redis, memcached, PostgreSQL); 0 = never
+ *                                    spin. See stats() reply_spins / reply_spin_hits.
  *
- * session.save_path forms: /abs/dir, file:///abs/dir, "" (sys_get_temp_dir()/rsession),
+ * session.save_path forms: /abs/dir[?query], file:///abs/dir, "" (sys_get_temp_dir()/rsession),
  * redis://[[user]:password@]host[:port][/db][?query], rediss://…, redis+unix:///path.sock[?query],
- * memcached://host[:port][,host[:port]…][?query]. Query keys: prefix (default "rsess:"),
- * connect_timeout_ms (1000), timeout_ms (1000); memcached also max_item_size (1048576).
+ * memcached://host[:port][,host[:port]…][?query],
+ * pgsql://[user[:password]@]host[:port]/dbname[?query] (also postgresql://),
+ * mysql://[user[:password]@]host[:port]/dbname[?query]. Query keys: prefix (default "rsess:"),
+ * connect_timeout_ms (1000), timeout_ms (1000), compress (none|zstd|lz4), compress_min (1024);
+ * memcached also max_item_size (1048576); SQL also table, sslmode, lazy_touch_s, and MySQL socket.
  *
  * Functions that act on a store (everything but stats()) use the store that
  * session.save_path names, or, inside a request that opened an RSession\Handler,
@@ -231,8 +237,16 @@ function schema(?string $savePath = null, bool $apply = false): string {}
  * - lease_renewal_failures: renewals of a held lock's lease that did not
  *                   reach the store (each one risks the lock running out
  *                   under a long request)
+ * - cache_hits, cache_misses: write-through (CACHE | STORE) reads the cache
+ *                   answered, and reads it missed (the store answered; the
+ *                   cache was refilled)
+ * - store_writes_skipped: write-through saves that left the durable store
+ *                   alone (nothing changed, its lazy_touch_s window not passed)
+ * - reply_spins:    waits for a store's reply that spun first (rsession.spin_us)
+ * - reply_spin_hits: of those, the ones whose reply came within the spin (the
+ *                   rest slept after spinning: a spin that cost CPU for nothing)
  *
  * Never throws.
- * @return array{reads: int, writes: int, writes_skipped: int, lock_acquired: int, lock_wait_ms: int, lock_timeouts: int, store_errors: int, lease_renewal_failures: int}
+ * @return array{reads: int, writes: int, writes_skipped: int, lock_acquired: int, lock_wait_ms: int, lock_timeouts: int, store_errors: int, lease_renewal_failures: int, cache_hits: int, cache_misses: int, store_writes_skipped: int, reply_spins: int, reply_spin_hits: int}
  */
 function stats(): array {}

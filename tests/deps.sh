@@ -18,7 +18,7 @@ apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # The packaged servers start themselves; tests start their own on other
 # ports, so stop the system ones to keep the machine quiet.
-for svc in redis-server memcached postgresql mariadb-server; do
+for svc in redis-server memcached postgresql mariadb-server nginx php8.2-fpm; do
   if [[ " ${missing[*]} " == *" $svc "* ]]; then
     service "${svc%-server}" stop >/dev/null 2>&1 || service "$svc" stop >/dev/null 2>&1 || true
   fi

@@ -71,6 +71,10 @@ if ($rss) {
         $md .= sprintf("| %s | %s | %d kB | %d kB | %d kB |\n", $store, number_format($cycles), $before, $after, $after - $before);
     }
 }
+// php/bench/fpm.sh writes its own section (kept from the last run that measured it).
+if (is_file("$out/fpm.md")) {
+    $md .= "\n" . file_get_contents("$out/fpm.md");
+}
 @mkdir($out, 0755, true);
 file_put_contents("$out/report.md", $md);
 

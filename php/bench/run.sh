@@ -9,12 +9,14 @@ export RSESSION_SO=$SO
 OUT=.run/bench; rm -rf "$OUT"; mkdir -p "$OUT"
 SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
-# BENCH_STORES narrows the run to some stores (files redis memcached pgsql mysql).
-BENCH_STORES=${BENCH_STORES:-files redis memcached pgsql mysql}
+# BENCH_STORES narrows the run to some stores (files redis memcached pgsql
+# mysql) and fpm (php-fpm under nginx: php/bench/fpm.sh).
+ALL_STORES="files redis memcached pgsql mysql fpm"
+BENCH_STORES=${BENCH_STORES:-$ALL_STORES}
 want() { [[ " $BENCH_STORES " == *" $1 "* ]]; }
 # A narrowed run keeps the other stores' figures of the last run
 # (bench/results.tsv), so bench/report.md still shows every store.
-if [ "$BENCH_STORES" != "files redis memcached pgsql mysql" ] && [ -f bench/results.tsv ]; then
+if [ "$BENCH_STORES" != "$ALL_STORES" ] && [ -f bench/results.tsv ]; then
   while IFS=$'\t' read -r store rest; do
     want "${store%%/*}" || printf '%s\t%s\n' "$store" "$rest" >> "$OUT/results.tsv"
   done < bench/results.tsv
@@ -138,6 +140,8 @@ for store in files redis memcached pgsql mysql; do
   done
 done
 echo
+
+want fpm && php/bench/fpm.sh "$SO"
 
 php -n php/bench/report.php "$OUT" bench
 cp "$OUT/results.tsv" bench/results.tsv

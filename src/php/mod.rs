@@ -23,12 +23,13 @@ mod functions;
 mod handler;
 mod module;
 
-static INI_ENTRIES: IniEntryDefs<6> = IniEntryDefs::new([
+static INI_ENTRIES: IniEntryDefs<7> = IniEntryDefs::new([
     IniEntryDef::new(c"rsession.locking", c"1", IniEntryPermission::All),
     IniEntryDef::new(c"rsession.lock_wait_ms", c"30000", IniEntryPermission::All),
     IniEntryDef::new(c"rsession.lock_ttl_ms", c"10000", IniEntryPermission::All),
     IniEntryDef::new(c"rsession.lock_failure", c"fail", IniEntryPermission::All),
     IniEntryDef::new(c"rsession.read_only", c"0", IniEntryPermission::All),
+    IniEntryDef::new(c"rsession.spin_us", c"100", IniEntryPermission::All),
     IniEntryDef::end(),
 ]);
 

@@ -56,6 +56,9 @@ const USERS_DIR: &str = "users";
 const GENERATION_FILE: &str = ".generation";
 /// Enough of a session file to hold its envelope header in most cases.
 const HEADER_PROBE: usize = 512;
+/// Longest wait for the flock around a write-through's fenced write (the
+/// holder of the store's own lock holds it for a whole request).
+const FENCE_LOCK_WAIT: Duration = Duration::from_secs(10);
 /// Temporary files older than this are leftovers of a crash; gc removes them.
 const TMP_MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -319,7 +322,11 @@ impl Store for FilesStore {
                 return Err(StoreError::LockLost);
             }
         }
-        let result = self.place(id, put);
+        let result = match (put.expect_version, put.what) {
+            (Some(version), Save::Write(_)) => self.place_fenced(id, put, version),
+            (Some(_), Save::Touch) => self.touch_checked(id, put),
+            _ => self.place(id, put),
+        };
         if put.lock.releases() {
             self.release(id);
         }
@@ -484,6 +491,64 @@ impl FilesStore {
                 self.touch_record(id)?;
                 Ok(put.meta.generation)
             }
+        }
+    }
+
+    /// A write-through's fenced write: under the session's flock (ours
+    /// already, or taken for the moment), only over the version the request
+    /// read, of the same live session.
+    fn place_fenced(&mut self, id: &SessionId, put: &Put<'_>, version: u64) -> Result<u64> {
+        let _flock = match put.lock.token() {
+            Some(_) => None,
+            None => match self.acquire(id, Instant::now() + FENCE_LOCK_WAIT)? {
+                Some(f) => Some(f),
+                None => {
+                    return Err(StoreError::Backend {
+                        store: NAME,
+                        message: format!("session lock not free within {} s for a fenced write", FENCE_LOCK_WAIT.as_secs()),
+                    });
+                }
+            },
+        };
+        let path = self.data_path(id);
+        let stored = match self.read_meta(&path) {
+            Ok(m) => m,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(err(format!("cannot read {}", path.display()), e)),
+        };
+        let generation = self.current_generation()?;
+        match stored {
+            None if put.existed => return Err(StoreError::Killed),
+            None => {}
+            // A new session that someone else created meanwhile.
+            Some(m) if !put.existed && m.generation >= generation => return Err(StoreError::LockLost),
+            Some(_) if !put.existed => {}
+            Some(m) if put.existed && (m.generation < generation || m.incarnation != put.meta.incarnation) => {
+                return Err(StoreError::Killed);
+            }
+            Some(m) if m.version != version => return Err(StoreError::LockLost),
+            Some(m) => {
+                // Kill checks are done: keep the stored generation.
+                let meta = Meta { generation: m.generation, ..put.meta.clone() };
+                return self.place(id, &Put { meta: &meta, existed: false, ..*put }).map(|_| m.generation);
+            }
+        }
+        self.place(id, put)
+    }
+
+    /// A write-through's touch: its metadata's generation is the cache's,
+    /// so the stored one tells whether the session still lives.
+    fn touch_checked(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
+        let path = self.data_path(id);
+        let generation = self.current_generation()?;
+        match self.read_meta(&path) {
+            Ok(Some(m)) if m.generation >= generation && (!put.existed || m.incarnation == put.meta.incarnation) => {
+                self.touch_record(id)?;
+                Ok(m.generation)
+            }
+            Ok(_) => Err(StoreError::Killed),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Err(StoreError::Killed),
+            Err(e) => Err(err(format!("cannot read {}", path.display()), e)),
         }
     }
 

@@ -20,8 +20,9 @@ pub mod memcached;
 pub mod memory;
 pub mod redis;
 mod resp;
-mod spin;
+pub mod spin;
 pub mod sql;
+pub mod write_through;
 
 pub type Result<T> = std::result::Result<T, StoreError>;
 
@@ -217,6 +218,12 @@ pub struct Put<'a> {
     /// recreate one killed meanwhile.
     pub existed: bool,
     pub user: UserChange<'a>,
+    /// Write-through's fence: the write applies only while the stored
+    /// session's version ([`Meta::version`]) is still this one, the one the
+    /// request read (0 also matches no session); otherwise nothing changes
+    /// and it fails as [`StoreError::LockLost`]. Checked by the durable
+    /// stores (SQL, files) on writes; the caches ignore it.
+    pub expect_version: Option<u64>,
 }
 
 /// One entry of a user's sessions.
@@ -291,6 +298,18 @@ pub trait Store: Registry + Send {
     fn take_warnings(&mut self) -> Vec<String> {
         Vec::new()
     }
+
+    /// Whether a data write bumps [`Meta::version`] (write-through): the
+    /// engine then counts it up in the metadata it keeps.
+    fn versioned(&self) -> bool {
+        false
+    }
+
+    /// Lines for phpinfo() and `stats()` about the members of a composed
+    /// store: (name, value).
+    fn describe(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// A lock's stored value: `<token hex>|<holder json>` (Redis, memcached).
@@ -312,6 +331,10 @@ pub fn holder_of(lock_value: &[u8]) -> Holder {
 /// whatever its own `compress` setting (see [`compress`]).
 pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
     let store: Box<dyn Store> = match config {
+        // Each member is opened (and compressed) as its own path says.
+        StoreConfig::WriteThrough { cache, store, lazy_touch } => {
+            return Ok(Box::new(write_through::WriteThrough::new(open(cache)?, open(store)?, *lazy_touch)));
+        }
         StoreConfig::Files { dir, .. } => Box::new(files::FilesStore::open(dir)?),
         StoreConfig::Redis(c) => Box::new(redis::RedisStore::open(c)?),
         StoreConfig::Memcached(c) => Box::new(memcached::MemcachedStore::open(c)?),
@@ -322,7 +345,7 @@ pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
 }
 
 /// Names of the stores compiled in, for phpinfo().
-pub const COMPILED_STORES: &[&str] = &["files", "redis", "redis-cluster", "redis-sentinel", "memcached", "pgsql", "mysql"];
+pub const COMPILED_STORES: &[&str] = &["files", "redis", "redis-cluster", "redis-sentinel", "memcached", "pgsql", "mysql", "write-through"];
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
@@ -359,7 +382,7 @@ pub(crate) mod testing {
 
     /// A save as a new session, the user unchanged.
     pub fn put<'a>(what: Save<'a>, meta: &'a Meta, ttl: Duration, lock: LockUse) -> Put<'a> {
-        Put { what, meta, ttl, lock, existed: false, user: UserChange::Unchanged }
+        Put { what, meta, ttl, lock, existed: false, user: UserChange::Unchanged, expect_version: None }
     }
 
     /// Writes `data` without a lock.
@@ -454,7 +477,8 @@ pub(crate) mod testing {
             assert!(!a.exists(&id(s)).unwrap(), "{s} still exists");
         }
         assert!(a.user_sessions("dave").unwrap().is_empty());
-        assert!(matches!(a.lock_and_read(&id("s3"), &req(0, 5000)).unwrap(), Locked::Acquired { record: None, .. }));
+        let got = a.lock_and_read(&id("s3"), &req(0, 5000)).unwrap();
+        assert!(matches!(got, Locked::Acquired { record: None, .. }), "{got:?} {:?}", a.take_warnings());
         write_for(b.as_mut(), &id("s8"), "dave", b"8");
         assert_eq!(read_data(a.as_mut(), &id("s8")).as_deref(), Some(&b"8"[..]));
         assert_eq!(ids(a.user_sessions("dave").unwrap()), ["s8"]);

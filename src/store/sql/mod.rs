@@ -17,6 +17,13 @@
 //! taken on a connection that has since been replaced fails as
 //! [`StoreError::LockLost`] without sending anything.
 //!
+//! Write-through's fence: a write over a session read at version `v`
+//! (`Put::expect_version`) has `version = v` in its WHERE and sets the
+//! version it carries, so a request that lost its cache lock never writes
+//! over a newer one; nothing is written then and the save fails as
+//! [`StoreError::LockLost`] (a killed session still fails as Killed). Tables
+//! made before the column existed get it on first use (`ALTER TABLE … ADD`).
+//!
 //! Lazy writes: a touch records the access only when the stored one is at
 //! least the session's lazy window old (`lazy_touch_s`, at most half the
 //! session's own timeout), so read-heavy traffic does not rewrite a row per
@@ -72,6 +79,8 @@ pub struct Row {
     pub last_ip: Option<String>,
     pub incarnation: i64,
     pub generation: i64,
+    /// Write-through's write counter (0 for rows written without one).
+    pub version: i64,
 }
 
 /// Who a call is about: the session and the names of its lock.
@@ -117,6 +126,10 @@ pub struct RowWrite<'a> {
     pub touch_before: i64,
     /// The incarnation the session had when read (it existed).
     pub fence: Option<i64>,
+    /// Write-through: the version the row must still have (see
+    /// [`Put::expect_version`]; for a new session: no live row at all); the
+    /// row is written with `meta.version`.
+    pub expect_version: Option<i64>,
     /// Saved under our lock (MySQL also checks it on the server).
     pub locked: bool,
     /// Free the lock after the write, in the same exchange.
@@ -215,6 +228,8 @@ impl<B: Backend> SqlStore<B> {
             last_ip: row.last_ip.clone(),
             generation: row.generation.max(0) as u64,
             incarnation: row.incarnation as u64,
+            version: row.version.max(0) as u64,
+            durable_at: 0,
         }
     }
 
@@ -294,6 +309,7 @@ impl<B: Backend> Store for SqlStore<B> {
             expires_at: (timeout > 0).then(|| now + timeout + window),
             touch_before: now - window,
             fence: put.existed.then_some(put.meta.incarnation as i64),
+            expect_version: put.expect_version.map(|v| v as i64),
             locked: put.lock.token().is_some(),
             release: put.lock.releases(),
         };
@@ -397,6 +413,7 @@ pub fn schema_of(config: &crate::config::StoreConfig) -> Option<Vec<String>> {
     match config {
         StoreConfig::Pgsql(c) => Some(pgsql::schema(&Tables::of(c))),
         StoreConfig::Mysql(c) => Some(mysql::schema(&Tables::of(c))),
+        StoreConfig::WriteThrough { store, .. } => schema_of(store),
         _ => None,
     }
 }
@@ -408,6 +425,7 @@ pub fn apply_schema(config: &crate::config::StoreConfig) -> Result<()> {
     match config {
         StoreConfig::Pgsql(c) => pgsql::apply_schema(c),
         StoreConfig::Mysql(c) => mysql::apply_schema(c),
+        StoreConfig::WriteThrough { store, .. } => apply_schema(store),
         other => Err(StoreError::Backend { store: other.store_name(), message: "has no SQL schema".into() }),
     }
 }

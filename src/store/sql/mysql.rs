@@ -42,7 +42,8 @@ pub fn schema(tables: &Tables) -> Vec<String> {
              data LONGBLOB NOT NULL,\n  user_id VARBINARY(512) NULL,\n  created BIGINT NOT NULL,\n  \
              last_access BIGINT NOT NULL,\n  timeout BIGINT NOT NULL,\n  timeout_set BOOLEAN NOT NULL,\n  \
              first_ip VARBINARY(512) NULL,\n  last_ip VARBINARY(512) NULL,\n  incarnation BIGINT NOT NULL,\n  \
-             generation BIGINT NOT NULL,\n  expires_at BIGINT NULL,\n  PRIMARY KEY (prefix, id),\n  \
+             generation BIGINT NOT NULL,\n  expires_at BIGINT NULL,\n  version BIGINT NOT NULL DEFAULT 0,\n  \
+             PRIMARY KEY (prefix, id),\n  \
              KEY `{t}_user` (prefix, user_id),\n  KEY `{t}_expiry` (prefix, expires_at)\n) ENGINE=InnoDB"
         ),
         format!(
@@ -266,7 +267,22 @@ impl MyBackend {
         );
         let conn = c.conn.as_mut().expect("open");
         let found: Option<u64> = conn.query_first(q).map_err(|e| backend(&self.addr, format!("checking the tables: {}", describe(&e))))?;
+        let column = format!(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = '{t}' AND column_name = 'version'"
+        );
         if found == Some(3) {
+            // Tables made before write-through's version column get it (MySQL
+            // has no ADD COLUMN IF NOT EXISTS; a racing worker's duplicate
+            // column error is harmless).
+            let has: Option<u64> = conn.query_first(column).map_err(|e| backend(&self.addr, format!("checking the tables: {}", describe(&e))))?;
+            if has != Some(1) {
+                let add = format!("ALTER TABLE `{t}` ADD COLUMN version BIGINT NOT NULL DEFAULT 0");
+                if let Err(e) = conn.query_drop(add) {
+                    if !describe(&e).contains("Duplicate column") {
+                        return Err(backend(&self.addr, format!("cannot add the column version to `{t}`: {}", describe(&e))));
+                    }
+                }
+            }
             return Ok(());
         }
         for ddl in schema(&self.tables) {
@@ -356,7 +372,7 @@ fn text(v: &Option<Vec<u8>>) -> Option<String> {
     v.as_deref().map(|b| String::from_utf8_lossy(b).into_owned())
 }
 
-const ROW: &str = "s.data, s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, s.incarnation, s.generation";
+const ROW: &str = "s.data, s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, s.incarnation, s.generation, s.version";
 
 fn decode_row(c: &[Option<Vec<u8>>]) -> Option<Row> {
     Some(Row {
@@ -370,6 +386,7 @@ fn decode_row(c: &[Option<Vec<u8>>]) -> Option<Row> {
         last_ip: text(c.get(7)?),
         incarnation: num(c.get(8)?)?,
         generation: num(c.get(9)?)?,
+        version: num(c.get(10)?)?,
     })
 }
 
@@ -467,6 +484,8 @@ impl Backend for MyBackend {
                 let (first_ip, last_ip) = (opt_lit(m.first_ip.as_deref()), opt_lit(m.last_ip.as_deref()));
                 let expires = opt_num(w.expires_at);
                 let (created, now, timeout, timeout_set) = (m.created, w.now, m.timeout, u8::from(m.timeout_set));
+                let version = m.version as i64;
+                let fenced = w.expect_version.map_or(String::new(), |v| format!(" AND version = {v}"));
                 match w.fence {
                     Some(incarnation) => {
                         let _ = write!(sql, "UPDATE `{tb}` SET data = ");
@@ -474,8 +493,28 @@ impl Backend for MyBackend {
                         let _ = write!(
                             sql,
                             ", user_id = {user}, created = {created}, last_access = {now}, timeout = {timeout}, \
-                             timeout_set = {timeout_set}, first_ip = {first_ip}, last_ip = {last_ip}, expires_at = {expires} \
-                             WHERE prefix = {prefix} AND id = {id} AND incarnation = {incarnation} AND generation >= {current}{lock_cond}"
+                             timeout_set = {timeout_set}, first_ip = {first_ip}, last_ip = {last_ip}, expires_at = {expires}, \
+                             version = {version} \
+                             WHERE prefix = {prefix} AND id = {id} AND incarnation = {incarnation} AND generation >= {current}{lock_cond}{fenced}"
+                        );
+                    }
+                    None if w.expect_version.is_some() => {
+                        // Write-through's new session: only if no live one
+                        // exists (another request created it meanwhile: a
+                        // lost lock); one a kill_all ended is replaced.
+                        let incarnation = m.incarnation as i64;
+                        let _ = write!(
+                            sql,
+                            "DELETE FROM `{tb}` WHERE prefix = {prefix} AND id = {id} AND generation < {current}; \
+                             INSERT IGNORE INTO `{tb}` (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
+                             first_ip, last_ip, expires_at, incarnation, version, generation) SELECT {prefix}, {id}, "
+                        );
+                        hex(&mut sql, data);
+                        let where_lock = if w.locked { format!(" WHERE {ours}") } else { String::new() };
+                        let _ = write!(
+                            sql,
+                            ", {user}, {created}, {now}, {timeout}, {timeout_set}, {first_ip}, {last_ip}, {expires}, \
+                             {incarnation}, {version}, {current} FROM DUAL{where_lock}"
                         );
                     }
                     None => {
@@ -483,19 +522,19 @@ impl Backend for MyBackend {
                         let _ = write!(
                             sql,
                             "INSERT INTO `{tb}` (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
-                             first_ip, last_ip, expires_at, incarnation, generation) SELECT {prefix}, {id}, "
+                             first_ip, last_ip, expires_at, incarnation, version, generation) SELECT {prefix}, {id}, "
                         );
                         hex(&mut sql, data);
                         let where_lock = if w.locked { format!(" WHERE {ours}") } else { String::new() };
                         let _ = write!(
                             sql,
                             ", {user}, {created}, {now}, {timeout}, {timeout_set}, {first_ip}, {last_ip}, {expires}, \
-                             {incarnation}, {current} FROM DUAL{where_lock} ON DUPLICATE KEY UPDATE \
+                             {incarnation}, {version}, {current} FROM DUAL{where_lock} ON DUPLICATE KEY UPDATE \
                              incarnation = IF(generation < VALUES(generation), VALUES(incarnation), incarnation), \
                              generation = GREATEST(generation, VALUES(generation)), data = VALUES(data), \
                              user_id = VALUES(user_id), created = VALUES(created), last_access = VALUES(last_access), \
                              timeout = VALUES(timeout), timeout_set = VALUES(timeout_set), first_ip = VALUES(first_ip), \
-                             last_ip = VALUES(last_ip), expires_at = VALUES(expires_at)"
+                             last_ip = VALUES(last_ip), expires_at = VALUES(expires_at), version = VALUES(version)"
                         );
                     }
                 }
@@ -511,6 +550,16 @@ impl Backend for MyBackend {
                 );
             }
         }
+        let fenced = w.data.is_some() && w.fence.is_some() && w.expect_version.is_some();
+        if fenced {
+            // Whether the session is still alive: a fenced write that wrote
+            // nothing over a live one met a newer version.
+            let _ = write!(
+                sql,
+                "; SELECT COUNT(*) FROM `{tb}` WHERE prefix = {prefix} AND id = {id} AND incarnation = {} AND generation >= {current}",
+                w.fence.unwrap_or(0)
+            );
+        }
         if w.locked {
             let _ = write!(sql, "; SELECT {ours}");
         }
@@ -518,9 +567,21 @@ impl Backend for MyBackend {
             let _ = write!(sql, "; DO RELEASE_LOCK('{name}')");
         }
         let sets = self.run("write", &sql, Duration::ZERO)?;
+        if w.data.is_some() && w.fence.is_none() && w.expect_version.is_some() {
+            // DELETE, INSERT IGNORE[, lock check]: nothing inserted = taken.
+            return Ok(if sets.get(1).map_or(0, |s| s.affected) > 0 { Saved::Done } else { Saved::LockLost });
+        }
         if sets.first().map_or(0, |s| s.affected) > 0 {
             return Ok(Saved::Done);
         }
+        let sets = if fenced {
+            if first_num(&sets, 1).unwrap_or(0) > 0 {
+                return Ok(Saved::LockLost);
+            }
+            &sets[1..]
+        } else {
+            &sets[..]
+        };
         if w.locked && first_num(&sets, 1) != Some(1) {
             return Ok(Saved::LockLost);
         }
@@ -591,14 +652,14 @@ impl Backend for MyBackend {
         let prefix = lit(self.prefix.as_bytes());
         let sql = format!(
             "SELECT '', s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, \
-             s.incarnation, s.generation, s.id FROM `{}` s WHERE s.prefix = {prefix} AND s.user_id = {} AND s.generation >= {}",
+             s.incarnation, s.generation, s.version, s.id FROM `{}` s WHERE s.prefix = {prefix} AND s.user_id = {} AND s.generation >= {}",
             self.tables.sessions,
             lit(user.as_bytes()),
             self.current(&prefix)
         );
         let sets = self.run("list a user's sessions", &sql, Duration::ZERO)?;
         let rows = sets.into_iter().next().map(|s| s.rows).unwrap_or_default();
-        Ok(rows.iter().filter_map(|r| Some((text(r.get(10)?)?, decode_row(r)?))).collect())
+        Ok(rows.iter().filter_map(|r| Some((text(r.get(11)?)?, decode_row(r)?))).collect())
     }
 
     fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {

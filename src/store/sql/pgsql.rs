@@ -27,8 +27,11 @@ pub fn schema(tables: &Tables) -> Vec<String> {
             "CREATE TABLE IF NOT EXISTS \"{t}\" (\n  prefix text NOT NULL,\n  id text NOT NULL,\n  data bytea NOT NULL,\n  \
              user_id bytea,\n  created bigint NOT NULL,\n  last_access bigint NOT NULL,\n  timeout bigint NOT NULL,\n  \
              timeout_set boolean NOT NULL,\n  first_ip bytea,\n  last_ip bytea,\n  incarnation bigint NOT NULL,\n  \
-             generation bigint NOT NULL,\n  expires_at bigint,\n  PRIMARY KEY (prefix, id)\n)"
+             generation bigint NOT NULL,\n  expires_at bigint,\n  version bigint NOT NULL DEFAULT 0,\n  \
+             PRIMARY KEY (prefix, id)\n)"
         ),
+        // Tables made before write-through's version column.
+        format!("ALTER TABLE \"{t}\" ADD COLUMN IF NOT EXISTS version bigint NOT NULL DEFAULT 0"),
         format!("CREATE INDEX IF NOT EXISTS \"{t}_user\" ON \"{t}\" (prefix, user_id) WHERE user_id IS NOT NULL"),
         format!("CREATE INDEX IF NOT EXISTS \"{t}_expiry\" ON \"{t}\" (prefix, expires_at) WHERE expires_at IS NOT NULL"),
         format!("CREATE TABLE IF NOT EXISTS \"{g}\" (\n  prefix text PRIMARY KEY,\n  generation bigint NOT NULL\n)"),
@@ -59,9 +62,12 @@ const USER_SESSIONS: usize = 14;
 const KILL_USER: usize = 15;
 const KILL_ALL: usize = 16;
 const TABLES_EXIST: usize = 17;
+const UPDATE_FENCED: usize = 18;
+const INSERT_FENCED: usize = 19;
 
-const ROW: &str = "s.data, s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, s.incarnation, s.generation";
-const WRITE_TYPES: &[u32] = &[TEXT, TEXT, BYTEA, BYTEA, INT8, INT8, INT8, BOOL, BYTEA, BYTEA, INT8, INT8];
+const ROW: &str = "s.data, s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, s.incarnation, s.generation, s.version";
+const WRITE_TYPES: &[u32] = &[TEXT, TEXT, BYTEA, BYTEA, INT8, INT8, INT8, BOOL, BYTEA, BYTEA, INT8, INT8, INT8];
+const FENCED_TYPES: &[u32] = &[TEXT, TEXT, BYTEA, BYTEA, INT8, INT8, INT8, BOOL, BYTEA, BYTEA, INT8, INT8, INT8, INT8];
 
 fn statements(tables: &Tables) -> Vec<Statement> {
     let Tables { sessions: t, generation: g, holders: h } = tables;
@@ -88,7 +94,7 @@ fn statements(tables: &Tables) -> Vec<Statement> {
         st(
             format!(
                 "UPDATE \"{t}\" SET data = $3, user_id = $4, created = $5, last_access = $6, timeout = $7, \
-                 timeout_set = $8, first_ip = $9, last_ip = $10, expires_at = $11 \
+                 timeout_set = $8, first_ip = $9, last_ip = $10, expires_at = $11, version = $13 \
                  WHERE prefix = $1 AND id = $2 AND incarnation = $12 AND generation >= {current}"
             ),
             WRITE_TYPES,
@@ -99,12 +105,12 @@ fn statements(tables: &Tables) -> Vec<Statement> {
         st(
             format!(
                 "INSERT INTO \"{t}\" AS s (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
-                 first_ip, last_ip, expires_at, incarnation, generation) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, {current}) \
+                 first_ip, last_ip, expires_at, incarnation, version, generation) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {current}) \
                  ON CONFLICT (prefix, id) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
                  created = EXCLUDED.created, last_access = EXCLUDED.last_access, timeout = EXCLUDED.timeout, \
                  timeout_set = EXCLUDED.timeout_set, first_ip = EXCLUDED.first_ip, last_ip = EXCLUDED.last_ip, \
-                 expires_at = EXCLUDED.expires_at, \
+                 expires_at = EXCLUDED.expires_at, version = EXCLUDED.version, \
                  incarnation = CASE WHEN s.generation < EXCLUDED.generation THEN EXCLUDED.incarnation ELSE s.incarnation END, \
                  generation = greatest(s.generation, EXCLUDED.generation)"
             ),
@@ -162,7 +168,7 @@ fn statements(tables: &Tables) -> Vec<Statement> {
         st(
             format!(
                 "SELECT ''::bytea, s.user_id, s.created, s.last_access, s.timeout, s.timeout_set, s.first_ip, s.last_ip, \
-                 s.incarnation, s.generation, s.id FROM \"{t}\" s \
+                 s.incarnation, s.generation, s.version, s.id FROM \"{t}\" s \
                  WHERE s.prefix = $1 AND s.user_id = $2 AND s.generation >= {current}"
             ),
             &[TEXT, BYTEA],
@@ -186,8 +192,38 @@ fn statements(tables: &Tables) -> Vec<Statement> {
             &[TEXT],
         ),
         st(
-            "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL".into(),
+            "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL AND to_regclass($3) IS NOT NULL \
+             AND EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass($1) AND attname = 'version' AND NOT attisdropped)"
+                .into(),
             &[TEXT, TEXT, TEXT],
+        ),
+        // Write-through's fenced write: (written, the session is alive),
+        // the second from before the update, to tell a newer version
+        // (LockLost) from a kill.
+        st(
+            format!(
+                "WITH u AS (UPDATE \"{t}\" SET data = $3, user_id = $4, created = $5, last_access = $6, timeout = $7, \
+                 timeout_set = $8, first_ip = $9, last_ip = $10, expires_at = $11, version = $13 \
+                 WHERE prefix = $1 AND id = $2 AND incarnation = $12 AND version = $14 AND generation >= {current} RETURNING 1) \
+                 SELECT (SELECT count(*) FROM u), (SELECT count(*) FROM \"{t}\" s WHERE s.prefix = $1 AND s.id = $2 \
+                 AND s.incarnation = $12 AND s.generation >= {current})"
+            ),
+            FENCED_TYPES,
+        ),
+        // Write-through's new session: only if no live one exists (another
+        // request created it meanwhile: a lost lock), else nothing.
+        st(
+            format!(
+                "INSERT INTO \"{t}\" AS s (prefix, id, data, user_id, created, last_access, timeout, timeout_set, \
+                 first_ip, last_ip, expires_at, incarnation, version, generation) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, {current}) \
+                 ON CONFLICT (prefix, id) DO UPDATE SET data = EXCLUDED.data, user_id = EXCLUDED.user_id, \
+                 created = EXCLUDED.created, last_access = EXCLUDED.last_access, timeout = EXCLUDED.timeout, \
+                 timeout_set = EXCLUDED.timeout_set, first_ip = EXCLUDED.first_ip, last_ip = EXCLUDED.last_ip, \
+                 expires_at = EXCLUDED.expires_at, version = EXCLUDED.version, incarnation = EXCLUDED.incarnation, \
+                 generation = EXCLUDED.generation WHERE s.generation < EXCLUDED.generation"
+            ),
+            WRITE_TYPES,
         ),
     ]
 }
@@ -345,7 +381,7 @@ fn first_int8(o: &Outcome) -> Option<i64> {
 fn decode_row(r: &postgres_protocol::message::backend::DataRowBody) -> pg_wire::Result<Row> {
     let c = columns(r)?;
     let bad = || pg_wire::Error::Protocol("a session row of an unexpected shape".into());
-    if c.len() < 10 {
+    if c.len() < 11 {
         return Err(bad());
     }
     Ok(Row {
@@ -359,6 +395,7 @@ fn decode_row(r: &postgres_protocol::message::backend::DataRowBody) -> pg_wire::
         last_ip: pg_wire::text(c[7]),
         incarnation: pg_wire::int8(c[8]).ok_or_else(bad)?,
         generation: pg_wire::int8(c[9]).ok_or_else(bad)?,
+        version: pg_wire::int8(c[10]).ok_or_else(bad)?,
     })
 }
 
@@ -472,8 +509,15 @@ impl Backend for PgBackend {
                     opt_bytes(&m.last_ip),
                     opt_int8(w.expires_at),
                     Param::Int8(w.fence.unwrap_or(m.incarnation as i64)),
+                    Param::Int8(m.version as i64),
+                    opt_int8(w.expect_version),
                 ];
-                (if w.fence.is_some() { UPDATE } else { UPSERT }, &write)
+                match (w.fence, w.expect_version) {
+                    (Some(_), Some(_)) => (UPDATE_FENCED, &write[..]),
+                    (Some(_), None) => (UPDATE, &write[..13]),
+                    (None, Some(_)) => (INSERT_FENCED, &write[..13]),
+                    (None, None) => (UPSERT, &write[..13]),
+                }
             }
             None => {
                 touch = [
@@ -493,6 +537,20 @@ impl Backend for PgBackend {
         }
         let mut replies = self.call("write", &calls, Duration::ZERO)?;
         let o = replies.remove(0).map_err(|e| backend(&self.addr, format!("write: {e}")))?;
+        if stmt == UPDATE_FENCED {
+            let counts = o.rows.first().and_then(|r| {
+                let c = columns(r).ok()?;
+                Some((pg_wire::int8(*c.first()?)?, pg_wire::int8(*c.get(1)?)?))
+            });
+            return Ok(match counts {
+                Some((1.., _)) => Saved::Done,
+                Some((_, 1..)) => Saved::LockLost,
+                _ => Saved::Killed,
+            });
+        }
+        if stmt == INSERT_FENCED {
+            return Ok(if o.affected > 0 { Saved::Done } else { Saved::LockLost });
+        }
         let alive = if stmt == TOUCH { first_int8(&o).unwrap_or(0) > 0 } else { o.affected > 0 };
         Ok(if alive { Saved::Done } else { Saved::Killed })
     }
@@ -535,7 +593,7 @@ impl Backend for PgBackend {
         let mut out = Vec::with_capacity(o.rows.len());
         for r in &o.rows {
             let row = decode_row(r).map_err(|e| backend(&self.addr, e))?;
-            let id = columns(r).ok().and_then(|c| pg_wire::text(c.get(10).copied().flatten())).unwrap_or_default();
+            let id = columns(r).ok().and_then(|c| pg_wire::text(c.get(11).copied().flatten())).unwrap_or_default();
             out.push((id, row));
         }
         Ok(out)

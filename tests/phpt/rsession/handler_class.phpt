@@ -43,7 +43,7 @@ NULL
 bool(true)
 bool(false)
 RSession\Exception (RuntimeException): rsession: save_path "redis://h:0": port "0" is not a number between 1 and 65535
-RSession\Exception (RuntimeException): rsession: option "bogus": unknown option; known: locking, lock_wait_ms, lock_ttl_ms, lock_failure, read_only
+RSession\Exception (RuntimeException): rsession: option "bogus": unknown option; known: locking, lock_wait_ms, lock_ttl_ms, lock_failure, read_only, spin_us
 RSession\Exception (RuntimeException): rsession: option "lock_failure": "maybe" is neither "fail" nor "readonly"
 RSession\Exception (RuntimeException): rsession: option "lock_wait_ms": must be a bool, int or string
 bool(true)

@@ -8,7 +8,7 @@ $info = ob_get_clean();
 foreach (['rsession support => enabled', 'save handler => rsession', 'stores => files',
           'rsession.locking => 1 => 1', 'rsession.lock_wait_ms => 30000 => 30000',
           'rsession.lock_ttl_ms => 10000 => 10000', 'rsession.lock_failure => fail => fail',
-          'rsession.read_only => 0 => 0'] as $needle) {
+          'rsession.read_only => 0 => 0', 'rsession.spin_us => 100 => 100'] as $needle) {
     echo $needle, ': ', str_contains($info, $needle) ? 'yes' : 'NO', "\n";
 }
 var_dump(preg_match('/^version => \d+\.\d+\.\d+$/m', $info) === 1);
@@ -26,6 +26,7 @@ rsession.lock_wait_ms => 30000 => 30000: yes
 rsession.lock_ttl_ms => 10000 => 10000: yes
 rsession.lock_failure => fail => fail: yes
 rsession.read_only => 0 => 0: yes
+rsession.spin_us => 100 => 100: yes
 bool(true)
 string(5) "30000"
 string(5) "30000"
