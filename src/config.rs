@@ -59,6 +59,11 @@ impl Default for NetOptions {
 pub enum RedisAddr {
     Tcp { host: String, port: u16, tls: bool },
     Unix { path: PathBuf },
+    /// Redis Cluster: the seed nodes, from which the slot map is learnt.
+    Cluster { seeds: Vec<(String, u16)>, tls: bool },
+    /// A master watched by Sentinel: the sentinels to ask for it, its name
+    /// there, and the password the sentinels want (`sentinel_password`).
+    Sentinel { sentinels: Vec<(String, u16)>, master: String, sentinel_password: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -68,6 +73,9 @@ pub struct RedisConfig {
     pub password: Option<String>,
     pub db: i64,
     pub net: NetOptions,
+    /// `wait_replicas=N`: after taking a lock and after a write, wait (at
+    /// most `timeout_ms`) until N replicas have it; 0 = don't.
+    pub wait_replicas: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -161,6 +169,15 @@ impl StoreConfig {
         if let Some(rest) = s.strip_prefix("memcached://") {
             return parse_memcached(rest).map_err(|r| bad(&r));
         }
+        if let Some(rest) = s.strip_prefix("redis-cluster://") {
+            return parse_redis_cluster(rest, false).map_err(|r| bad(&r));
+        }
+        if let Some(rest) = s.strip_prefix("rediss-cluster://") {
+            return parse_redis_cluster(rest, true).map_err(|r| bad(&r));
+        }
+        if let Some(rest) = s.strip_prefix("redis-sentinel://") {
+            return parse_redis_sentinel(rest).map_err(|r| bad(&r));
+        }
         if let Some(rest) = s.strip_prefix("pgsql://").or_else(|| s.strip_prefix("postgresql://")) {
             return parse_sql(rest, 5432, false).map(StoreConfig::Pgsql).map_err(|r| bad(&r));
         }
@@ -169,7 +186,7 @@ impl StoreConfig {
         }
         if s.contains("://") {
             return Err(bad(
-                "unknown scheme; use an absolute directory, file://, redis://, rediss://, redis+unix://, memcached://, pgsql://, postgresql:// or mysql://",
+                "unknown scheme; use an absolute directory, file://, redis://, rediss://, redis+unix://, redis-cluster://, rediss-cluster://, redis-sentinel://, memcached://, pgsql://, postgresql:// or mysql://",
             ));
         }
         if s.contains(';') {
@@ -235,7 +252,7 @@ fn parse_write_through(s: &str, temp_dir: &Path) -> Result<StoreConfig, String> 
     let (cache, store) = (member(cache, "the cache")?, member(store, "the store")?);
     if !cache.is_network_cache() {
         return Err(format!(
-            "the cache (left of \"|\") must be a network cache (redis://, rediss://, redis+unix://, memcached://), not {}",
+            "the cache (left of \"|\") must be a network cache (redis://, rediss://, redis+unix://, redis-cluster://, rediss-cluster://, redis-sentinel://, memcached://), not {}",
             cache.store_name()
         ));
     }
@@ -302,17 +319,7 @@ fn split_url(rest: &str) -> (&str, &str, &str) {
 
 fn parse_redis_tcp(rest: &str, tls: bool) -> Result<StoreConfig, String> {
     let (authority, path, query) = split_url(rest);
-    let (userinfo, hostport) = match authority.rsplit_once('@') {
-        Some((u, h)) => (Some(u), h),
-        None => (None, authority),
-    };
-    let (username, password) = match userinfo {
-        None => (None, None),
-        Some(u) => match u.split_once(':') {
-            Some((user, pass)) => (non_empty(percent_decode(user)?), Some(percent_decode(pass)?)),
-            None => (non_empty(percent_decode(u)?), None),
-        },
-    };
+    let (username, password, hostport) = split_userinfo(authority)?;
     let (host, port) = parse_host_port(hostport, 6379)?;
     let db = match path.trim_start_matches('/') {
         "" => 0,
@@ -322,13 +329,102 @@ fn parse_redis_tcp(rest: &str, tls: bool) -> Result<StoreConfig, String> {
             .filter(|n| *n >= 0)
             .ok_or_else(|| format!("database {d:?} is not a non-negative number"))?,
     };
-    let net = parse_query(query, &mut |_, _| Ok(false))?;
+    let mut wait_replicas = 0;
+    let net = parse_query(query, &mut |k, v| parse_wait_replicas(&mut wait_replicas, k, v))?;
     Ok(StoreConfig::Redis(RedisConfig {
         addr: RedisAddr::Tcp { host, port, tls },
         username,
         password,
         db,
         net,
+        wait_replicas,
+    }))
+}
+
+/// `[user[:password]@]rest` of a Redis URL's authority.
+fn split_userinfo(authority: &str) -> Result<(Option<String>, Option<String>, &str), String> {
+    let Some((userinfo, rest)) = authority.rsplit_once('@') else { return Ok((None, None, authority)) };
+    Ok(match userinfo.split_once(':') {
+        Some((user, pass)) => (non_empty(percent_decode(user)?), Some(percent_decode(pass)?), rest),
+        None => (non_empty(percent_decode(userinfo)?), None, rest),
+    })
+}
+
+/// `wait_replicas`, which every Redis form takes; false for any other key.
+fn parse_wait_replicas(n: &mut u32, key: &str, v: &str) -> Result<bool, String> {
+    if key != "wait_replicas" {
+        return Ok(false);
+    }
+    *n = v
+        .parse::<u32>()
+        .ok()
+        .filter(|n| *n <= 64)
+        .ok_or_else(|| format!("wait_replicas={v:?} is not a number of replicas (0 to 64)"))?;
+    Ok(true)
+}
+
+/// `host:port,host:port…`, `default_port` where a port is left out.
+fn parse_host_list(list: &str, default_port: u16) -> Result<Vec<(String, u16)>, String> {
+    list.split(',')
+        .map(|part| match part {
+            "" => Err("empty host in the list".to_string()),
+            p => parse_host_port(p, default_port),
+        })
+        .collect()
+}
+
+/// `[user[:password]@]host:port[,host:port…][?query]`: the seed nodes.
+fn parse_redis_cluster(rest: &str, tls: bool) -> Result<StoreConfig, String> {
+    let (authority, path, query) = split_url(rest);
+    if !path.is_empty() && path != "/" {
+        return Err("redis-cluster:// takes no database or path (a cluster has database 0 only); list seed nodes as host:port,host:port".into());
+    }
+    let (username, password, hosts) = split_userinfo(authority)?;
+    let seeds = parse_host_list(hosts, 6379)?;
+    let mut wait_replicas = 0;
+    let net = parse_query(query, &mut |k, v| parse_wait_replicas(&mut wait_replicas, k, v))?;
+    // A brace in the prefix would take the hash tag away from the session
+    // id, and a session's keys would no longer share one slot.
+    if net.prefix.contains(['{', '}']) {
+        return Err(format!("prefix {:?} must not contain braces on Redis Cluster (they decide which slot a key is in)", net.prefix));
+    }
+    Ok(StoreConfig::Redis(RedisConfig { addr: RedisAddr::Cluster { seeds, tls }, username, password, db: 0, net, wait_replicas }))
+}
+
+/// `[user[:password]@]host:port[,host:port…]/master_name[/db][?query]`:
+/// the sentinels (port 26379 unless given), then the master's name. The
+/// credentials are the data nodes'; `sentinel_password` is the sentinels'.
+fn parse_redis_sentinel(rest: &str) -> Result<StoreConfig, String> {
+    let (authority, path, query) = split_url(rest);
+    let (username, password, hosts) = split_userinfo(authority)?;
+    let sentinels = parse_host_list(hosts, 26379)?;
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let master = percent_decode(parts.next().unwrap_or(""))?;
+    if master.is_empty() {
+        return Err("redis-sentinel:// needs the master's name after the sentinels (redis-sentinel://host:26379/mymaster)".into());
+    }
+    if master.bytes().any(|b| b <= b' ' || b == 0x7f) {
+        return Err("the master's name must not contain spaces or control characters".into());
+    }
+    let db = match parts.next().unwrap_or("") {
+        "" => 0,
+        d => d.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| format!("database {d:?} is not a non-negative number"))?,
+    };
+    let (mut wait_replicas, mut sentinel_password) = (0, None);
+    let net = parse_query(query, &mut |k, v| {
+        if k == "sentinel_password" {
+            sentinel_password = Some(v.to_string());
+            return Ok(true);
+        }
+        parse_wait_replicas(&mut wait_replicas, k, v)
+    })?;
+    Ok(StoreConfig::Redis(RedisConfig {
+        addr: RedisAddr::Sentinel { sentinels, master, sentinel_password },
+        username,
+        password,
+        db,
+        net,
+        wait_replicas,
     }))
 }
 
@@ -338,7 +434,7 @@ fn parse_redis_unix(rest: &str) -> Result<StoreConfig, String> {
     if !path.starts_with('/') {
         return Err("redis+unix:// needs an absolute socket path (redis+unix:///path/redis.sock)".into());
     }
-    let mut db = 0;
+    let (mut db, mut wait_replicas) = (0, 0);
     let net = parse_query(query, &mut |k, v| {
         if k == "db" {
             db = v.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
@@ -346,7 +442,7 @@ fn parse_redis_unix(rest: &str) -> Result<StoreConfig, String> {
             })?;
             return Ok(true);
         }
-        Ok(false)
+        parse_wait_replicas(&mut wait_replicas, k, v)
     })?;
     Ok(StoreConfig::Redis(RedisConfig {
         addr: RedisAddr::Unix { path: PathBuf::from(path) },
@@ -354,6 +450,7 @@ fn parse_redis_unix(rest: &str) -> Result<StoreConfig, String> {
         password: None,
         db,
         net,
+        wait_replicas,
     }))
 }
 
@@ -713,6 +810,59 @@ mod tests {
     }
 
     #[test]
+    fn redis_cluster_and_sentinel_forms() {
+        let StoreConfig::Redis(c) = parse("redis-cluster://u:p%40ss@10.0.0.1:7000,10.0.0.2,[::1]:7002?prefix=a:&wait_replicas=1").unwrap() else {
+            panic!()
+        };
+        let seeds = vec![("10.0.0.1".into(), 7000), ("10.0.0.2".into(), 6379), ("::1".into(), 7002)];
+        assert_eq!(c.addr, RedisAddr::Cluster { seeds, tls: false });
+        assert_eq!((c.username.as_deref(), c.password.as_deref(), c.db), (Some("u"), Some("p@ss"), 0));
+        assert_eq!((c.net.prefix.as_str(), c.wait_replicas), ("a:", 1));
+        let StoreConfig::Redis(c) = parse("rediss-cluster://h:7000/?timeout_ms=50&compress=lz4").unwrap() else { panic!() };
+        assert_eq!(c.addr, RedisAddr::Cluster { seeds: vec![("h".into(), 7000)], tls: true });
+        assert_eq!((c.net.timeout, c.wait_replicas), (Duration::from_millis(50), 0));
+        assert_eq!(c.net.compression.algorithm, Some(Algorithm::Lz4));
+
+        let StoreConfig::Redis(c) =
+            parse("redis-sentinel://:datapw@s1,s2:26380/my%2Dmaster/3?sentinel_password=s%26p&prefix=x:&wait_replicas=2").unwrap()
+        else {
+            panic!()
+        };
+        let sentinels = vec![("s1".into(), 26379), ("s2".into(), 26380)];
+        assert_eq!(c.addr, RedisAddr::Sentinel { sentinels, master: "my-master".into(), sentinel_password: Some("s&p".into()) });
+        assert_eq!((c.username, c.password.as_deref(), c.db, c.wait_replicas), (None, Some("datapw"), 3, 2));
+        let StoreConfig::Redis(c) = parse("redis-sentinel://s1:26379/mymaster").unwrap() else { panic!() };
+        assert_eq!((c.db, c.password), (0, None));
+        assert!(matches!(c.addr, RedisAddr::Sentinel { sentinel_password: None, .. }));
+
+        let StoreConfig::Redis(c) = parse("redis://h?wait_replicas=1").unwrap() else { panic!() };
+        assert_eq!(c.wait_replicas, 1);
+
+        for bad in [
+            "redis-cluster://",
+            "redis-cluster://h1,,h2",
+            "redis-cluster://h:0",
+            "redis-cluster://h/2",
+            "redis-cluster://h?prefix=a{b}:",
+            "redis-cluster://h?prefix=a}",
+            "redis-cluster://h?wait_replicas=x",
+            "redis-cluster://h?wait_replicas=-1",
+            "redis-cluster://h?sentinel_password=x",
+            "redis-cluster://h?timeout_ms=abc",
+            "redis-sentinel://s1",
+            "redis-sentinel://s1/",
+            "redis-sentinel://s1/m/x",
+            "redis-sentinel://s1/m%20n",
+            "redis-sentinel://s1:99999/m",
+            "redis-sentinel://s1/m?bogus=1",
+            "redis-sentinel:///m",
+            "redis-clusters://h",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} should fail");
+        }
+    }
+
+    #[test]
     fn write_through_paths() {
         let p = parse("memcached://127.0.0.1:11211 | pgsql://app@127.0.0.1/app?lazy_touch_s=30&compress=zstd").unwrap();
         let StoreConfig::WriteThrough { cache, store, lazy_touch } = p else { panic!("{p:?}") };
@@ -723,6 +873,9 @@ mod tests {
         assert!(matches!(p, StoreConfig::WriteThrough { lazy_touch: Duration::ZERO, .. }), "files records every access");
         let p = parse("redis://h | mysql://u@h/d").unwrap();
         assert!(matches!(p, StoreConfig::WriteThrough { lazy_touch: DEFAULT_LAZY_TOUCH, .. }));
+        for cache in ["redis-cluster://h1,h2", "redis-sentinel://s1/mymaster"] {
+            assert!(matches!(parse(&format!("{cache} | /var/lib/s")), Ok(StoreConfig::WriteThrough { .. })), "{cache} as the cache");
+        }
         for (bad, says) in [
             ("redis://h | pgsql://h/d | mysql://h/d", "exactly one"),
             (" | pgsql://h/d", "cache side"),

@@ -38,8 +38,8 @@
  * REMOTE_ADDR). A per-user index makes listing and killing one user's sessions
  * cost that user's sessions only; kill_all_sessions() moves a generation that
  * every session is checked against, so it costs the same for 10 sessions or
- * 10 million. On Redis the registry needs a single server (not Cluster); on
- * memcached it is as durable as memcached is (items may be evicted).
+ * 10 million. On Redis it works on one server, Redis Cluster and Sentinel
+ * alike; on memcached it is as durable as memcached is (items may be evicted).
  *
  * @generate-class-entries
  */

@@ -7,6 +7,10 @@
 #   tests/phpt/rsession  rsession's own behaviour (locks, INI, class, ...).
 #   tests/phpt/registry  users, timeouts, kills, read-only: on every store.
 #                        (with the php/bin/rsession admin tool).
+#   tests/phpt/redis     the Redis store: on one server, on the cluster and
+#                        behind Sentinel (RSESSION_REDIS_URL).
+#   tests/phpt/redis-failover  masters killed under load (cluster, Sentinel):
+#                        last, as it changes which servers are masters.
 #
 # -n keeps the machine's php.ini out; extensions are given explicitly.
 # Usage: tests/run-phpt.sh path/to/librsession.so [suite-filter]
@@ -60,21 +64,30 @@ RSESSION_SAVE_PATH_TEMPLATE= suite "session on stock files" tests/phpt/session -
 RSESSION_SAVE_PATH_TEMPLATE= suite "rsession on files" tests/phpt/rsession "${EXT[@]}" -d session.save_handler=rsession
 RSESSION_SAVE_PATH_TEMPLATE= suite "registry on files" tests/phpt/registry "${EXT[@]}" -d session.save_handler=rsession
 # network_store NAME [QUERY]: the shared session suite and tests/phpt/NAME on
-# the server whose address tests/services.sh put in RSESSION_TEST_<NAME>;
-# QUERY is added to the shared suites' save path.
+# the server whose address tests/services.sh put in RSESSION_TEST_<NAME> (and
+# for a Redis cluster or Sentinel set, tests/phpt/redis on it too); QUERY is
+# added to the shared suites' save path.
 network_store() {
   local var="RSESSION_TEST_${1^^}" extra=${2:-}
+  var=${var//-/_}
   if [ -z "${!var:-}" ]; then
     echo "$var is not set: run via make test (it starts the servers)"; failed_suites+=("$1 (no server)")
     return
   fi
-  RSESSION_SAVE_PATH_TEMPLATE="${!var}?prefix=phpt:{test}:$extra" \
+  local template="${!var}?prefix=phpt:{test}:$extra"
+  [[ ${!var} == *'?'* ]] && template="${!var}&prefix=phpt:{test}:$extra"
+  RSESSION_SAVE_PATH_TEMPLATE=$template \
     suite "session on rsession/$1" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
   suite "rsession on $1" "tests/phpt/$1" "${EXT[@]}" -d session.save_handler=rsession
-  RSESSION_SAVE_PATH_TEMPLATE="${!var}?prefix=phpt:{test}:$extra" \
+  RSESSION_SAVE_PATH_TEMPLATE=$template \
     suite "registry on $1" tests/phpt/registry "${EXT[@]}" -d session.save_handler=rsession
+  if [[ $1 == redis-* ]]; then
+    RSESSION_REDIS_URL=${!var} suite "redis on $1" tests/phpt/redis "${EXT[@]}" -d session.save_handler=rsession
+  fi
 }
 network_store redis
+network_store redis-cluster
+network_store redis-sentinel
 network_store memcached
 # The shared suites time sessions out within seconds; the SQL stores' lazy
 # window (60 s by default, see README) would stretch those timeouts, so
@@ -106,6 +119,8 @@ suite "write-through" tests/phpt/write-through "${EXT[@]}" -d session.save_handl
 for db in pgsql mysql; do
   RSESSION_SQL=$db suite "sql on $db" tests/phpt/sql "${EXT[@]}" -d session.save_handler=rsession
 done
+# Last and alone: these kill servers.
+suite "redis-failover" tests/phpt/redis-failover "${EXT[@]}" -d session.save_handler=rsession
 
 echo
 echo "phpt: $total_pass passed, $total_fail failed, $total_skip skipped"

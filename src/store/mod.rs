@@ -349,7 +349,7 @@ pub fn open(config: &StoreConfig) -> Result<Box<dyn Store>> {
 }
 
 /// Names of the stores compiled in, for phpinfo().
-pub const COMPILED_STORES: &[&str] = &["files", "redis", "memcached", "pgsql", "mysql", "write-through"];
+pub const COMPILED_STORES: &[&str] = &["files", "redis", "redis-cluster", "redis-sentinel", "memcached", "pgsql", "mysql", "write-through"];
 
 pub fn now_ms() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)

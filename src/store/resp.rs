@@ -229,6 +229,10 @@ impl Connection {
                 if *tls { Stream::Tls(Box::new(tls_handshake(host, tcp)?)) } else { Stream::Tcp(tcp) }
             }
             RedisAddr::Unix { path } => Stream::Unix(Timed::new(net::connect_unix(path, connect_timeout)?, connecting)?),
+            // The router opens these node by node.
+            RedisAddr::Cluster { .. } | RedisAddr::Sentinel { .. } => {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "not the address of one server").into());
+            }
         };
         let mut conn = Connection {
             stream,
@@ -275,12 +279,6 @@ impl Connection {
         self.query(&[command]).map(|mut r| r.pop().unwrap_or(Reply::Nil))
     }
 
-    /// A command the server may hold for up to `wait` (BLPOP): its
-    /// exchange has `wait` more time, and there is no point spinning.
-    pub fn query_blocking(&mut self, command: &[&[u8]], wait: Duration) -> Result<Reply> {
-        self.exchange(&[command], Deadline::after(wait + self.timeout), false).map(|mut r| r.pop().unwrap_or(Reply::Nil))
-    }
-
     /// Whether a request can go out on this idle connection: nothing is
     /// waiting to be read (a server that closed it, or stray bytes).
     pub fn idle_ok(&self) -> bool {
@@ -288,16 +286,15 @@ impl Connection {
     }
 
     fn exchange(&mut self, commands: &[&[&[u8]]], deadline: Deadline, spin: bool) -> Result<Vec<Reply>> {
-        self.stream.set_deadline(deadline);
-        self.wbuf.clear();
+        self.start(deadline);
         for c in commands {
-            encode(&mut self.wbuf, c);
+            self.push(c);
         }
         self.send()?;
         let mut replies = Vec::with_capacity(commands.len());
         let mut failed = None;
         for i in 0..commands.len() {
-            match self.read_reply(spin && i == 0)? {
+            match self.receive(spin && i == 0)? {
                 Ok(r) => replies.push(r),
                 Err(m) => failed = failed.or(Some(m)),
             }
@@ -308,21 +305,27 @@ impl Connection {
         }
     }
 
-    /// Runs a script: EVALSHA, and EVAL when the server does not have it.
-    pub fn eval(&mut self, script: &Script, keys: &[&[u8]], args: &[&[u8]]) -> Result<Reply> {
+    /// Starts a batch of commands, sent together by [`Self::send`]; every
+    /// write and read of the exchange ends by `deadline`.
+    pub fn start(&mut self, deadline: Deadline) {
+        self.stream.set_deadline(deadline);
+        self.wbuf.clear();
+    }
+
+    /// Adds a command to the batch.
+    pub fn push(&mut self, args: &[&[u8]]) {
+        encode(&mut self.wbuf, args);
+    }
+
+    /// Adds a script call: EVALSHA, or with `whole` the script itself
+    /// (EVAL: the server did not know it).
+    pub fn push_script(&mut self, script: &Script, keys: &[&[u8]], args: &[&[u8]], whole: bool) {
         let nkeys = keys.len().to_string();
-        let mut command: Vec<&[u8]> = Vec::with_capacity(3 + keys.len() + args.len());
-        command.extend([&b"EVALSHA"[..], script.sha.as_bytes(), nkeys.as_bytes()]);
-        command.extend_from_slice(keys);
-        command.extend_from_slice(args);
-        match self.query_one(&command) {
-            Err(Error::Server(m)) if m.starts_with("NOSCRIPT") => {
-                command[0] = b"EVAL";
-                command[1] = script.source.as_bytes();
-                self.query_one(&command)
-            }
-            r => r,
-        }
+        let head: [&[u8]; 3] = match whole {
+            false => [b"EVALSHA", script.sha.as_bytes(), nkeys.as_bytes()],
+            true => [b"EVAL", script.source.as_bytes(), nkeys.as_bytes()],
+        };
+        encode_parts(&mut self.wbuf, head.len() + keys.len() + args.len(), head.iter().chain(keys).chain(args));
     }
 
     /// Bytes held by the read and write buffers between requests.
@@ -331,7 +334,8 @@ impl Connection {
         (self.rbuf.len(), self.wbuf.capacity())
     }
 
-    fn send(&mut self) -> Result<()> {
+    /// Sends the batch.
+    pub fn send(&mut self) -> Result<()> {
         if self.start != self.filled {
             // Bytes nobody asked for: the connection is out of step.
             return Err(io::Error::new(io::ErrorKind::InvalidData, "unexpected data from the server").into());
@@ -345,7 +349,8 @@ impl Connection {
     }
 
     /// Reads one reply: Ok(Err(message)) is the server's error reply.
-    fn read_reply(&mut self, spin: bool) -> Result<std::result::Result<Reply, String>> {
+    /// `spin`: the reply is expected soon (see [`super::spin`]).
+    pub fn receive(&mut self, spin: bool) -> Result<std::result::Result<Reply, String>> {
         let mut need = 1;
         if spin && self.start == self.filled {
             self.spinner.wait_readable(self.stream.fd());
@@ -419,8 +424,12 @@ fn tls_handshake(host: &str, mut tcp: Timed<TcpStream>) -> io::Result<StreamOwne
 
 /// Appends a command as a RESP array of bulk strings.
 fn encode(out: &mut Vec<u8>, args: &[&[u8]]) {
+    encode_parts(out, args.len(), args.iter());
+}
+
+fn encode_parts<'a>(out: &mut Vec<u8>, n: usize, args: impl Iterator<Item = &'a &'a [u8]>) {
     out.push(b'*');
-    push_decimal(out, args.len());
+    push_decimal(out, n);
     out.extend_from_slice(b"\r\n");
     for a in args {
         out.push(b'$');

@@ -1,8 +1,7 @@
 -- Takes the lock if free (or already ours: a retried call whose reply was
--- lost) and reads the session. KEYS: lock, session, wake, generation.
--- ARGV: lock value, lease ms, user index prefix, id. Returns {1, data, meta,
--- last access, incarnation} ({1} when there is no session) or {0, lock
--- value, pttl}.
+-- lost) and reads the session. KEYS: lock, session. ARGV: lock value,
+-- lease ms. Returns {1, data, meta, last access, incarnation, generation,
+-- user} or {0, lock value, pttl}.
 local cur = redis.call('GET', KEYS[1])
 if (not cur) or cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -10,8 +9,7 @@ if (not cur) or cur == ARGV[1] then
   local keep = 2 * tonumber(ARGV[2])
   local left = redis.call('PTTL', KEYS[2])
   if left >= 0 and left < keep then redis.call('PEXPIRE', KEYS[2], keep) end
-  local r = load()
-  if not r then return {1} end
-  return {1, r[1], r[2], r[3], r[4]}
+  local r = redis.call('HMGET', KEYS[2], 'd', 'm', 'a', 'i', 'g', 'u')
+  return {1, r[1], r[2], r[3], r[4], r[5], r[6]}
 end
 return {0, cur, redis.call('PTTL', KEYS[1])}

@@ -1,7 +1,9 @@
--- Frees the lock (KEYS[1]) and leaves one wake-up on the wake list
--- (KEYS[3]) for the next waiter.
-local function free_lock()
-  redis.call('DEL', KEYS[1], KEYS[3])
-  redis.call('RPUSH', KEYS[3], '1')
-  redis.call('PEXPIRE', KEYS[3], '5000')
+-- Frees the lock and leaves one wake-up on the wake list for the next
+-- waiter. Nothing is deleted and then created again: a script on a
+-- cluster node whose slot is being migrated may not create keys.
+local function free_lock(lock, wake)
+  redis.call('DEL', lock)
+  redis.call('LPUSH', wake, '1')
+  redis.call('LTRIM', wake, 0, 0)
+  redis.call('PEXPIRE', wake, '5000')
 end

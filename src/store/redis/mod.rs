@@ -1,19 +1,35 @@
-//! The Redis store.
+//! The Redis store: one server, a master behind Sentinel, or Redis Cluster.
 //!
 //! Keys of one session share a hash tag, so they live in one cluster slot:
 //! `<prefix>{<id>}:s` (a hash: `d` data, `m` metadata, `a` last access,
 //! `i` incarnation, `g` generation, `u` user; expiring with the session's
 //! idle timeout), `<prefix>{<id>}:l` (the lock: `<token hex>|<holder json>`,
 //! expiring with the lease) and `<prefix>{<id>}:w` (the wake list waiters
-//! block on).
+//! block on). Every per-session step is one command or script on that one
+//! slot, so it goes to one node in one round trip, whatever the topology.
 //!
-//! The registry: `<prefix>u:<user>` is a set of that user's session ids,
-//! kept by the same scripts that write and delete sessions, and expiring
-//! with the longest-lived of them. `<prefix>gen` is the generation that
-//! `kill_all_sessions()` increments; a session whose `g` is older reads as
-//! missing and is deleted on sight. These two reach across hash slots: the
-//! registry needs a single Redis server (or a primary with replicas), not
-//! Redis Cluster.
+//! The registry: `<prefix>u:<user>` is a set of that user's session ids
+//! (a hint: entries are checked against the session's `u` when listed),
+//! expiring with the longest-lived of them. `<prefix>gen` is the generation
+//! that `kill_all_sessions()` increments; a session whose `g` is older reads
+//! as missing and is deleted on sight. On a cluster these keys live in
+//! other slots than the session's, where no script may reach, so:
+//! - every read of a session reads the generation in the same round trip,
+//!   from its own node (the router sends both pipelines before reading
+//!   either), and the staleness is judged here;
+//! - the write script is given the generation read with the session and
+//!   refuses a write over a session it ended; a kill_all that lands while
+//!   a request holds its session shows in the generation read beside the
+//!   write, and the write is then reported as killed (the data it left is
+//!   older than the generation: it reads as missing);
+//! - the user's index is updated beside the write (adding is harmless if
+//!   the write is refused: listing drops entries whose session is not the
+//!   user's), and an entry is removed, when the user changes or a session
+//!   ends, in a second round trip to the index's node;
+//! - listing and killing a user's sessions read the index, then ask each
+//!   session's node (all of them at once), and kill_all is one INCR.
+//! On one server (or a Sentinel's master) the scripts reach those keys
+//! themselves and none of this costs a round trip.
 //!
 //! Round trips: taking the lock and reading the session is one pipeline
 //! (a free lock) or one Lua script (a taken one, or ours after a lost reply);
@@ -25,27 +41,29 @@
 //! so the lock passes on the instant it is freed, without polling.
 //!
 //! The lease: while this process holds locks, a background thread with its
-//! own connection renews them every third of the lease, and keeps the
+//! own connections renews them every third of the lease, and keeps the
 //! session itself from expiring under a long request; a holder that dies
 //! stops renewing and its lock expires within the lease.
 //!
-//! One connection per process, opened lazily (never at MINIT, so php-fpm
-//! workers don't share the master's socket). Failed requests follow the
-//! retry rule of [`super::net`]: an idle connection the server closed (a
-//! restart) is replaced before anything is sent on it, and a request that
-//! broke after it was sent goes out again only if it is idempotent.
+//! Connections are opened lazily (never at MINIT, so php-fpm workers don't
+//! share the master's socket) and follow the retry rule of
+//! [`super::net`]; [`router`] finds the node for each slot.
+
+mod router;
+mod slots;
 
 use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
+use self::router::{Cmd, Op, OpError, Outcome, Router};
 use super::lease::{self, LeaseKeeper};
 use super::net::Resend;
-use super::resp::{self, Connection, Script};
+use super::resp::{self, Script};
 use super::{
     Holder, Listed, LockRequest, LockToken, Locked, Meta, Put, Record, Registry, Result, Save, SessionId, Store, holder_of,
     lock_value, now_secs,
 };
-use crate::config::{RedisAddr, RedisConfig};
+use crate::config::RedisConfig;
 use crate::error::StoreError;
 
 const NAME: &str = "redis";
@@ -55,108 +73,146 @@ const NAME: &str = "redis";
 #[doc(hidden)]
 pub use super::resp::{Parsed, Reply, parse_reply};
 
-// The scripts live in .lua files beside this one; shared pieces (load(),
-// free_lock()) are prepended to the scripts that call them.
-const ACQUIRE: &str = concat!(include_str!("load.lua"), include_str!("acquire.lua"));
-const READ: &str = concat!(include_str!("load.lua"), include_str!("read.lua"));
-const SAVE: &str = concat!(include_str!("free_lock.lua"), include_str!("save.lua"));
+// The scripts live in .lua files beside this one; shared functions
+// (free_lock, index_add, listed, kill) are prepended to the scripts that
+// call them.
+const ACQUIRE: &str = include_str!("acquire.lua");
+const SAVE: &str = concat!(include_str!("free_lock.lua"), include_str!("index.lua"), include_str!("save.lua"));
 const RELEASE: &str = concat!(include_str!("free_lock.lua"), include_str!("release.lua"));
 const RENEW: &str = include_str!("renew.lua");
 const DESTROY: &str = include_str!("destroy.lua");
-const USER_SESSIONS: &str = include_str!("user_sessions.lua");
-const KILL_USER: &str = include_str!("kill_user.lua");
+const USER_SESSIONS: &str = concat!(include_str!("registry.lua"), include_str!("user_sessions.lua"));
+const KILL_USER: &str = concat!(include_str!("registry.lua"), include_str!("kill_user.lua"));
+const LIST_ONE: &str = concat!(include_str!("registry.lua"), include_str!("list_one.lua"));
+const KILL_ONE: &str = concat!(include_str!("registry.lua"), include_str!("kill_one.lua"));
+const INDEX_ADD: &str = concat!(include_str!("index.lua"), include_str!("index_add.lua"));
+const RESTAMP: &str = include_str!("restamp.lua");
 
 /// The scripts, hashed once per process.
 static ACQUIRE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(ACQUIRE));
-static READ_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(READ));
 static SAVE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(SAVE));
 static RELEASE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RELEASE));
 static RENEW_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RENEW));
 static DESTROY_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(DESTROY));
 static USER_SESSIONS_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(USER_SESSIONS));
 static KILL_USER_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(KILL_USER));
+static LIST_ONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LIST_ONE));
+static KILL_ONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(KILL_ONE));
+static INDEX_ADD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(INDEX_ADD));
+static RESTAMP_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESTAMP));
 
-/// A connection opened on first use, and the retry rule around it.
-struct Link {
-    config: RedisConfig,
-    conn: Option<Connection>,
+/// How often a lock wait retries this process's releases that failed.
+const RETRY_RELEASES: Duration = Duration::from_millis(100);
+
+/// A lock whose release failed (its node went away: a failover), or went
+/// to a master that did not pass it on to any replica (`wait_replicas`; a
+/// failover may have made a replica master meanwhile, with the lock).
+/// Retried, token-checked, by this process's next requests, so that a
+/// promoted replica does not keep the session blocked for the rest of the
+/// lease; a lost one again and again, as only the demoted master's
+/// READONLY leads the retries to the new one; until the lease has let the
+/// lock go anyway.
+struct Unreleased {
+    keys: Keys,
+    token: String,
+    until: Instant,
+    /// Retried until `until` even when a retry succeeds.
+    lost: bool,
 }
 
-/// A failed [`Link::run`]: the error, and whether the request may have
-/// reached the server (false: the connect failed before anything was sent).
-struct Failed {
-    error: resp::Error,
-    sent: bool,
-}
-
-impl Link {
-    fn new(config: RedisConfig) -> Link {
-        Link { config, conn: None }
-    }
-
-    /// Runs `f` on a live connection. A connection that sat idle is checked
-    /// first and replaced if the server closed it, so nothing is lost on it.
-    /// After a request broke on the wire, the connection is dropped, and the
-    /// request sent once more on a new one if [`super::net::may_resend`]
-    /// allows (idempotent, not timed out). A server error leaves the
-    /// connection in use.
-    fn run<T>(&mut self, resend: Resend, mut f: impl FnMut(&mut Connection) -> resp::Result<T>) -> std::result::Result<T, Failed> {
-        let mut sent = false;
-        loop {
-            if self.conn.as_ref().is_some_and(|c| !c.idle_ok()) {
-                self.conn = None;
-            }
-            let conn = match self.conn.as_mut() {
-                Some(c) => c,
-                None => match Connection::open(&self.config) {
-                    Ok(c) => self.conn.insert(c),
-                    Err(error) => return Err(Failed { error, sent }),
-                },
-            };
-            match f(conn) {
-                Ok(v) => return Ok(v),
-                Err(error @ resp::Error::Server(_)) => return Err(Failed { error, sent: true }),
-                Err(resp::Error::Io(e)) => {
-                    self.conn = None;
-                    let again = !sent && super::net::may_resend(resend, &e, true);
-                    sent = true;
-                    if !again {
-                        return Err(Failed { error: e.into(), sent });
-                    }
-                }
-            }
-        }
-    }
+/// A session's keys and their slot.
+#[derive(Clone)]
+struct Keys {
+    lock: String,
+    session: String,
+    wake: String,
+    slot: u16,
 }
 
 pub struct RedisStore {
-    link: Link,
-    /// For messages: where the server is.
-    addr: String,
+    router: Router,
     prefix: String,
+    /// `<prefix>gen` and its slot.
+    generation_key: String,
+    generation_slot: u16,
+    /// The generation as last read: given to the write script on a
+    /// cluster, and used while the generation's node fails over.
+    generation: Option<u64>,
+    /// The registry's keys are on the session's server (not a cluster):
+    /// the scripts keep them.
+    registry_local: bool,
+    wait_replicas: u32,
     renewer: Option<LeaseKeeper>,
+    /// Releases that failed or may have been lost, retried by this
+    /// process's next requests (see [`Unreleased`]).
+    unreleased: Vec<Unreleased>,
+    /// The lease of the last lock taken.
+    last_lease: Duration,
     /// Problems worked around, for the PHP layer to raise.
     warnings: Vec<String>,
     /// See [`lease::renewal_enabled`]; tests also turn it off per store.
     renew_enabled: bool,
 }
 
-fn backend(addr: &str, e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend { store: NAME, message: format!("{addr}: {e}") }
+fn backend(node: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend { store: NAME, message: format!("{node}: {e}") }
+}
+
+/// A failed op as the operator reads it.
+fn failed(what: &str, e: OpError) -> StoreError {
+    match e.unreachable {
+        true => backend(&e.node, format!("cannot connect: {}", e.error)),
+        false => backend(&e.node, format!("{what}: {}", e.error)),
+    }
+}
+
+fn plain<'a>(args: &[&'a [u8]]) -> Cmd<'a> {
+    Cmd::Plain(args.to_vec())
+}
+
+fn script<'a>(script: &'static Script, keys: &[&'a [u8]], args: &[&'a [u8]]) -> Cmd<'a> {
+    Cmd::Script { script, keys: keys.to_vec(), args: args.to_vec() }
+}
+
+/// Reads the generation (`<prefix>gen`, in `slot`).
+fn generation_op(key: &str, slot: u16) -> Op<'_> {
+    Op::new(slot, Resend::Idempotent, vec![plain(&[b"GET", key.as_bytes()])])
+}
+
+/// The replies of an op that must have succeeded.
+fn replies(what: &str, outcome: Outcome) -> Result<Vec<Reply>> {
+    outcome.map_err(|e| failed(what, e))
+}
+
+/// The one reply of a one-command op.
+fn reply(what: &str, outcome: Outcome) -> Result<Reply> {
+    Ok(replies(what, outcome)?.into_iter().next().unwrap_or(Reply::Nil))
+}
+
+/// What a session's hash holds (fields d, m, a, i, g, u), judged against
+/// the generation.
+enum Loaded {
+    Missing,
+    /// Ended by a kill_all: to be deleted, with its index entry (its user).
+    Stale(Option<Vec<u8>>),
+    Live(Record),
 }
 
 impl RedisStore {
     pub fn open(config: &RedisConfig) -> Result<RedisStore> {
-        let addr = match &config.addr {
-            RedisAddr::Tcp { host, port, tls: false } => format!("{host}:{port}"),
-            RedisAddr::Tcp { host, port, tls: true } => format!("tls {host}:{port}"),
-            RedisAddr::Unix { path } => path.display().to_string(),
-        };
+        let router = Router::new(config);
+        let generation_key = [config.net.prefix.as_str(), "gen"].concat();
         Ok(RedisStore {
-            link: Link::new(config.clone()),
-            addr,
+            registry_local: !router.is_cluster(),
+            router,
             prefix: config.net.prefix.clone(),
+            generation_slot: slots::key_slot(generation_key.as_bytes()),
+            generation_key,
+            generation: None,
+            wait_replicas: config.wait_replicas,
             renewer: None,
+            unreleased: Vec::new(),
+            last_lease: Duration::from_secs(10),
             warnings: Vec::new(),
             renew_enabled: lease::renewal_enabled(),
         })
@@ -173,118 +229,151 @@ impl RedisStore {
         k
     }
 
+    fn keys(&self, id: &SessionId) -> Keys {
+        let session = self.key(id, "s");
+        Keys { lock: self.key(id, "l"), slot: slots::key_slot(session.as_bytes()), session, wake: self.key(id, "w") }
+    }
+
     fn user_prefix(&self) -> String {
         [self.prefix.as_str(), "u:"].concat()
     }
 
-    fn generation_key(&self) -> String {
-        [self.prefix.as_str(), "gen"].concat()
+    /// A user's index and its slot.
+    fn index_key(&self, user: &[u8]) -> (Vec<u8>, u16) {
+        let key = [self.user_prefix().as_bytes(), user].concat();
+        let slot = slots::key_slot(&key);
+        (key, slot)
     }
 
-    /// Runs a script over a session's four keys: lock, session, wake,
-    /// generation.
-    fn on_session(&mut self, what: &str, resend: Resend, script: &Script, id: &SessionId, args: &[&[u8]]) -> Result<Reply> {
-        self.on_session_sent(what, resend, script, id, args).map_err(|(e, _)| e)
+    /// The generation a GET of it returned; while its node cannot be
+    /// reached (a failover), the one read last.
+    fn generation_of(&mut self, outcome: Outcome) -> Result<u64> {
+        match outcome {
+            Ok(r) => {
+                let g = r.first().and_then(number_of).unwrap_or(0);
+                self.generation = Some(g);
+                Ok(g)
+            }
+            Err(e) => self.generation.ok_or_else(|| failed("read the generation", e)),
+        }
     }
 
-    /// [`Self::on_session`], saying on failure whether the script may have run.
-    fn on_session_sent(
-        &mut self,
-        what: &str,
-        resend: Resend,
-        script: &Script,
-        id: &SessionId,
-        args: &[&[u8]],
-    ) -> std::result::Result<Reply, (StoreError, bool)> {
-        let keys = [self.key(id, "l"), self.key(id, "s"), self.key(id, "w"), self.generation_key()];
-        let keys = keys.each_ref().map(|k| k.as_bytes());
-        self.call_sent(what, resend, |c| c.eval(script, &keys, args))
+    /// The generation to give the write script: as read last, or now.
+    fn known_generation(&mut self) -> Result<u64> {
+        match self.generation {
+            Some(g) => Ok(g),
+            None => {
+                let out = self.router.run(&[generation_op(&self.generation_key, self.generation_slot)]).pop().expect("one outcome per op");
+                self.generation_of(out)
+            }
+        }
     }
 
-    /// Runs `f` on the connection under the retry rule (see [`Link::run`]).
-    fn call<T>(&mut self, what: &str, resend: Resend, f: impl FnMut(&mut Connection) -> resp::Result<T>) -> Result<T> {
-        self.call_sent(what, resend, f).map_err(|(e, _)| e)
+    /// WAIT's count at the end of `replies`: a warning (and true) when short.
+    fn check_acks(&mut self, replies: &mut Vec<Reply>, what: &str, id: &SessionId) -> bool {
+        if self.wait_replicas == 0 {
+            return false;
+        }
+        let acks = match replies.pop() {
+            Some(Reply::Int(n)) => n,
+            _ => 0,
+        };
+        if acks < i64::from(self.wait_replicas) {
+            self.warnings.push(format!(
+                "redis store: wait_replicas={}: {what} on session {} reached {acks} replica(s) within timeout_ms; a failover now may lose it",
+                self.wait_replicas,
+                crate::engine::short_id(id.as_str())
+            ));
+            return true;
+        }
+        false
     }
 
-    /// [`Self::call`], saying on failure whether the request may have
-    /// reached the server.
-    fn call_sent<T>(
-        &mut self,
-        what: &str,
-        resend: Resend,
-        f: impl FnMut(&mut Connection) -> resp::Result<T>,
-    ) -> std::result::Result<T, (StoreError, bool)> {
-        self.link.run(resend, f).map_err(|Failed { error, sent }| {
-            let e = match sent {
-                false => backend(&self.addr, format!("cannot connect: {error}")),
-                true => backend(&self.addr, format!("{what}: {error}")),
-            };
-            (e, sent)
-        })
+    /// Fields d, m, a, i, g, u of a session's hash, judged against `current`.
+    fn loaded(id: &SessionId, fields: &[Reply], current: u64) -> Result<Loaded> {
+        if !matches!(fields.get(1), Some(Reply::Bytes(_))) {
+            return Ok(Loaded::Missing);
+        }
+        if fields.get(4).and_then(number_of).unwrap_or(0) < current {
+            return Ok(Loaded::Stale(fields.get(5).and_then(bytes_of).map(<[u8]>::to_vec)));
+        }
+        Ok(record_of(id, fields.get(..4).unwrap_or(&[]))?.map_or(Loaded::Missing, Loaded::Live))
+    }
+
+    /// Deletes a session a kill_all ended, and its index entry.
+    fn drop_stale(&mut self, id: &SessionId, keys: &Keys, user: Option<Vec<u8>>) -> Result<()> {
+        let index = user.as_deref().map(|u| self.index_key(u));
+        let mut ops = vec![Op::new(keys.slot, Resend::Idempotent, vec![plain(&[b"DEL", keys.session.as_bytes()])])];
+        if let Some((key, slot)) = &index {
+            ops.push(Op::new(*slot, Resend::Idempotent, vec![plain(&[b"SREM", key, id.as_str().as_bytes()])]));
+        }
+        for out in self.router.run(&ops) {
+            replies("remove a session ended by kill_all", out)?;
+        }
+        Ok(())
+    }
+
+    /// The session as a read judged it: stale ones are removed.
+    fn settle(&mut self, id: &SessionId, keys: &Keys, loaded: Loaded) -> Result<Option<Record>> {
+        match loaded {
+            Loaded::Missing => Ok(None),
+            Loaded::Stale(user) => {
+                self.drop_stale(id, keys, user)?;
+                Ok(None)
+            }
+            Loaded::Live(r) => Ok(Some(r)),
+        }
     }
 
     /// The uncontended case without a script, which costs Redis several
-    /// times the commands' own work: SET NX, then the session and the
-    /// generation, pipelined in one round trip. None when the lock is taken
-    /// (or is already ours: a retry after a lost reply), for ACQUIRE to sort
-    /// out. Reading after a SET that another client's commands may follow is
-    /// safe: only the lock holder writes, and kills are fenced at write.
-    /// `may_hold` ends up saying whether the lock may be ours.
+    /// times the commands' own work: SET NX, then the session and its
+    /// expiry, pipelined in one round trip, with the generation read
+    /// beside them. None when the lock is taken (or is already ours: a
+    /// retry after a lost reply), for ACQUIRE to sort out. Reading after a
+    /// SET that another client's commands may follow is safe: only the lock
+    /// holder writes, and kills are fenced at write. `may_hold` ends up
+    /// saying whether the lock may be ours.
     ///
     /// Sent again after a broken connection: a second SET NX finds our own
     /// lock and yields None, and ACQUIRE then recognises the lock as ours.
-    fn try_acquire(
-        &mut self,
-        id: &SessionId,
-        lock_key: &str,
-        value: &str,
-        lease: &str,
-        may_hold: &mut bool,
-    ) -> Result<Option<Option<Record>>> {
-        let (session_key, generation_key) = (self.key(id, "s"), self.generation_key());
-        let replies = self
-            .call_sent("acquire the lock", Resend::Idempotent, |c| {
-                c.query(&[
-                    &[b"SET", lock_key.as_bytes(), value.as_bytes(), b"NX", b"PX", lease.as_bytes()],
-                    &[b"HMGET", session_key.as_bytes(), b"d", b"m", b"a", b"i", b"g", b"u"],
-                    &[b"GET", generation_key.as_bytes()],
-                    &[b"PTTL", session_key.as_bytes()],
-                ])
-            })
-            .map_err(|(e, sent)| {
-                *may_hold = sent;
-                e
-            })?;
+    fn try_acquire(&mut self, id: &SessionId, keys: &Keys, value: &str, lease: &str, may_hold: &mut bool) -> Result<Option<Option<Record>>> {
+        let mut lock = Op::new(
+            keys.slot,
+            Resend::Idempotent,
+            vec![
+                plain(&[b"SET", keys.lock.as_bytes(), value.as_bytes(), b"NX", b"PX", lease.as_bytes()]),
+                plain(&[b"HMGET", keys.session.as_bytes(), b"d", b"m", b"a", b"i", b"g", b"u"]),
+                plain(&[b"PTTL", keys.session.as_bytes()]),
+            ],
+        );
+        lock.wait_replicas = self.wait_replicas;
+        let mut out = self.router.run(&[lock, generation_op(&self.generation_key, self.generation_slot)]).into_iter();
+        let (lock, generation) = (out.next().expect("one outcome per op"), out.next().expect("one outcome per op"));
+        let mut got = lock.map_err(|e| {
+            *may_hold = e.sent;
+            failed("acquire the lock", e)
+        })?;
         *may_hold = true;
-        let [set, Reply::Array(fields), generation, left] = &replies[..] else {
-            return Err(backend(&self.addr, "acquire the lock: unexpected reply"));
-        };
-        if *set == Reply::Nil {
+        if got.first() == Some(&Reply::Nil) {
             *may_hold = false;
             return Ok(None);
         }
-        let stale = fields.get(4).and_then(number_of).unwrap_or(0) < number_of(generation).unwrap_or(0);
-        if matches!(fields.get(1), Some(Reply::Bytes(_))) && stale {
-            // Ended by a kill_all: remove it as the scripts' load() does.
-            let index = fields.get(5).and_then(bytes_of).map(|u| [self.user_prefix().as_bytes(), u].concat());
-            self.call("remove a session ended by kill_all", Resend::Idempotent, |c| {
-                let del: &[&[u8]] = &[b"DEL", session_key.as_bytes()];
-                match &index {
-                    Some(k) => c.query(&[del, &[b"SREM", k, id.as_str().as_bytes()]]),
-                    None => c.query(&[del]),
-                }
-            })?;
-            return Ok(Some(None));
-        }
-        let record = record_of(id, fields.get(..4).unwrap_or(&[]))?;
+        self.check_acks(&mut got, "the lock", id);
+        let current = self.generation_of(generation)?;
+        let [_, Reply::Array(fields), left] = &got[..] else {
+            return Err(backend(&self.router.describe(), "acquire the lock: unexpected reply"));
+        };
+        let loaded = Self::loaded(id, fields, current)?;
+        let is_live = matches!(loaded, Loaded::Live(_));
+        let record = self.settle(id, keys, loaded)?;
         // A session about to expire is now in use: it must outlive the lock
         // until the lease renewals take over (as acquire.lua does).
         let keep = 2 * lease.parse::<i64>().unwrap_or(0);
-        if matches!(left, Reply::Int(ms) if *ms >= 0 && *ms < keep) {
+        if is_live && matches!(left, Reply::Int(ms) if *ms >= 0 && *ms < keep) {
             let keep = keep.to_string();
-            self.call("keep the session alive", Resend::Idempotent, |c| {
-                c.query_one(&[b"PEXPIRE", session_key.as_bytes(), keep.as_bytes()])
-            })?;
+            let op = Op::new(keys.slot, Resend::Idempotent, vec![plain(&[b"PEXPIRE", keys.session.as_bytes(), keep.as_bytes()])]);
+            let out = self.router.run(&[op]).pop().expect("one outcome per op");
+            replies("keep the session alive", out)?;
         }
         Ok(Some(record))
     }
@@ -293,31 +382,37 @@ impl RedisStore {
     /// says whether the lock may be ours.
     fn take_lock(&mut self, id: &SessionId, req: &LockRequest, token: LockToken, may_hold: &mut bool) -> Result<Locked> {
         let value = lock_value(&token, &req.holder);
-        let (lock_key, wake_key) = (self.key(id, "l"), self.key(id, "w"));
+        let keys = self.keys(id);
         let deadline = Instant::now() + req.wait;
         let lease = millis(req.ttl).to_string();
-        let user_prefix = self.user_prefix();
-        if let Some(record) = self.try_acquire(id, &lock_key, &value, &lease, may_hold)? {
-            self.keep_alive(&lock_key, &token, Some(req.ttl));
+        if let Some(record) = self.try_acquire(id, &keys, &value, &lease, may_hold)? {
+            self.keep_alive(&keys.lock, &token, Some(req.ttl));
             return Ok(Locked::Acquired { token, record });
         }
         loop {
-            let args: [&[u8]; 4] = [value.as_bytes(), lease.as_bytes(), user_prefix.as_bytes(), id.as_str().as_bytes()];
             // Idempotent: a second copy finds the lock ours (cur == ARGV[1]).
-            let reply = self
-                .on_session_sent("acquire the lock", Resend::Idempotent, &ACQUIRE_SCRIPT, id, &args)
-                .map_err(|(e, sent)| {
-                    *may_hold = sent;
-                    e
-                })?;
+            let mut acquire = Op::new(
+                keys.slot,
+                Resend::Idempotent,
+                vec![script(&ACQUIRE_SCRIPT, &[keys.lock.as_bytes(), keys.session.as_bytes()], &[value.as_bytes(), lease.as_bytes()])],
+            );
+            acquire.wait_replicas = self.wait_replicas;
+            let mut out = self.router.run(&[acquire, generation_op(&self.generation_key, self.generation_slot)]).into_iter();
+            let (acquired, generation) = (out.next().expect("one outcome per op"), out.next().expect("one outcome per op"));
+            let mut got = acquired.map_err(|e| {
+                *may_hold = e.sent;
+                failed("acquire the lock", e)
+            })?;
             *may_hold = true;
-            let reply = match reply {
-                Reply::Array(r) => r,
-                _ => return Err(backend(&self.addr, "acquire the lock: unexpected reply")),
+            let Some(Reply::Array(reply)) = got.first().cloned() else {
+                return Err(backend(&self.router.describe(), "acquire the lock: unexpected reply"));
             };
             if matches!(reply.first(), Some(Reply::Int(1))) {
-                let record = record_of(id, &reply[1..])?;
-                self.keep_alive(&lock_key, &token, Some(req.ttl));
+                self.check_acks(&mut got, "the lock", id);
+                let current = self.generation_of(generation)?;
+                let loaded = Self::loaded(id, reply.get(1..).unwrap_or(&[]), current)?;
+                let record = self.settle(id, &keys, loaded)?;
+                self.keep_alive(&keys.lock, &token, Some(req.ttl));
                 return Ok(Locked::Acquired { token, record });
             }
             *may_hold = false;
@@ -331,20 +426,32 @@ impl RedisStore {
                 return Ok(Locked::TimedOut { holder });
             }
             // Sleep until woken by a release, the lease runs out (a dead
-            // holder), or our deadline.
-            let block = (deadline - now).min(pttl + Duration::from_millis(1));
+            // holder), or our deadline. With releases of our own pending,
+            // wake often to retry them: after a failover the lock waited
+            // for may be held by a request that waits for one of ours.
+            let mut block = (deadline - now).min(pttl + Duration::from_millis(1));
+            if !self.unreleased.is_empty() {
+                self.release_unreleased();
+                block = block.min(RETRY_RELEASES);
+            }
             // Whole milliseconds, at least one: BLPOP's 0 means forever.
             let ms = (block.as_micros().div_ceil(1000) as u64).max(1);
             let seconds = format!("{}.{:03}", ms / 1000, ms % 1000);
             // Waiting twice is still only waiting: a wake-up whose reply
             // was lost costs at most the holder's lease, the bound anyway.
-            let woke = self.call("wait for the lock", Resend::Idempotent, |c| {
-                c.query_blocking(&[b"BLPOP", wake_key.as_bytes(), seconds.as_bytes()], block)
-            })?;
+            let mut wait = Op::new(keys.slot, Resend::Idempotent, vec![plain(&[b"BLPOP", keys.wake.as_bytes(), seconds.as_bytes()])]);
+            wait.block = Some(block);
+            let woke = match self.router.run(&[wait]).pop().expect("one outcome per op") {
+                Ok(r) => r.into_iter().next().unwrap_or(Reply::Nil),
+                // Its node became a replica (a failover): look again.
+                Err(OpError { error: resp::Error::Server(m), .. }) if m.starts_with("UNBLOCKED") => continue,
+                Err(e) => return Err(failed("wait for the lock", e)),
+            };
             if woke != Reply::Nil && Instant::now() >= deadline {
                 // We took a wake-up we will not use: pass it on (once: a
                 // second would wake a waiter for nothing).
-                let _ = self.call("pass the wake-up on", Resend::Never, |c| c.query_one(&[b"RPUSH", wake_key.as_bytes(), b"1"]));
+                let op = Op::new(keys.slot, Resend::Never, vec![plain(&[b"RPUSH", keys.wake.as_bytes(), b"1"])]);
+                let _ = self.router.run(&[op]);
             }
         }
     }
@@ -354,8 +461,8 @@ impl RedisStore {
         if !self.renew_enabled {
             return;
         }
-        let config = &self.link.config;
-        let Some(keeper) = LeaseKeeper::get_or_start(&mut self.renewer, &mut self.warnings, NAME, || renewer(config.clone())) else {
+        let router = &self.router;
+        let Some(keeper) = LeaseKeeper::get_or_start(&mut self.renewer, &mut self.warnings, NAME, || renewer(router.sibling())) else {
             return;
         };
         match lease {
@@ -363,21 +470,134 @@ impl RedisStore {
             None => keeper.drop_key(key),
         }
     }
+
+    fn release(&mut self, keys: &Keys, token: &str) -> Result<()> {
+        let op = release_op(keys, token);
+        let released = replies("release the lock", self.router.run(&[op]).pop().expect("one outcome per op"));
+        if released.is_err() {
+            self.retry_release(keys, token, false);
+        }
+        released.map(|_| ())
+    }
+
+    fn retry_release(&mut self, keys: &Keys, token: &str, lost: bool) {
+        match self.unreleased.iter_mut().find(|u| u.keys.lock == keys.lock && u.token == token) {
+            Some(u) => u.lost |= lost,
+            None => {
+                let until = Instant::now() + self.last_lease;
+                self.unreleased.push(Unreleased { keys: keys.clone(), token: token.to_string(), until, lost });
+            }
+        }
+    }
+
+    /// Frees what [`Self::release`] could not (token-checked: a lock that
+    /// is someone else's by now is left alone).
+    fn release_unreleased(&mut self) {
+        let now = Instant::now();
+        self.unreleased.retain(|u| u.until > now);
+        if self.unreleased.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.unreleased);
+        let ops: Vec<Op> = pending.iter().map(|u| release_op(&u.keys, &u.token)).collect();
+        let outcomes = self.router.run(&ops);
+        drop(ops);
+        self.unreleased = pending.into_iter().zip(outcomes).filter(|(u, o)| u.lost || o.is_err()).map(|(u, _)| u).collect();
+    }
+
+    /// Removes `ids` from a user's index (a cluster's second round trip).
+    fn unindex(&mut self, user: &[u8], ids: &[&[u8]]) -> Result<()> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let (key, slot) = self.index_key(user);
+        let mut args: Vec<&[u8]> = vec![b"SREM", &key];
+        args.extend_from_slice(ids);
+        let out = self.router.run(&[Op::new(slot, Resend::Idempotent, vec![Cmd::Plain(args)])]).pop().expect("one outcome per op");
+        replies("update the user's index", out)?;
+        Ok(())
+    }
+
+    /// What the write script said (`r`), with a cluster's follow-ups: the
+    /// index entry to drop, and the generation read beside the write.
+    fn settle_write(
+        &mut self,
+        id: &SessionId,
+        keys: &Keys,
+        r: &[Reply],
+        incarnation: &str,
+        generation: Option<Outcome>,
+        indexed: Option<Outcome>,
+    ) -> Result<()> {
+        let status = r.first().map_or(0, int_of);
+        if !self.registry_local {
+            // The index keeps an entry a refused write added: harmless, as
+            // listing checks each entry's session.
+            if let Some(Err(e)) = indexed {
+                self.warnings.push(format!("redis store: the user's index was not updated: {}", failed("add to the index", e)));
+            }
+            if let Some(old) = r.get(3).and_then(bytes_of).map(<[u8]>::to_vec) {
+                self.unindex(&old, &[id.as_str().as_bytes()])?;
+            }
+            let stamped = r.get(1).and_then(number_of).unwrap_or(0);
+            let now = match generation {
+                Some(g) => self.generation_of(g)?,
+                None => stamped,
+            };
+            if status == 1 && stamped < now {
+                if r.get(2) != Some(&Reply::Int(1)) {
+                    // A kill_all ended it while this request held it.
+                    return Err(StoreError::Killed);
+                }
+                // Created here under a generation read earlier: it did not
+                // exist when the kill_all ran.
+                let (stamped, now) = (stamped.to_string(), now.to_string());
+                let args: [&[u8]; 3] = [incarnation.as_bytes(), stamped.as_bytes(), now.as_bytes()];
+                let op = Op::new(keys.slot, Resend::Idempotent, vec![script(&RESTAMP_SCRIPT, &[keys.session.as_bytes()], &args)]);
+                replies("stamp the generation", self.router.run(&[op]).pop().expect("one outcome per op"))?;
+            }
+        }
+        match status {
+            1 => Ok(()),
+            -1 => Err(StoreError::Killed),
+            _ => Err(StoreError::LockLost),
+        }
+    }
+
+    /// A user's index: its members that are session ids, and the generation.
+    fn index_members(&mut self, user: &str) -> Result<(Vec<SessionId>, u64)> {
+        let (key, slot) = self.index_key(user.as_bytes());
+        let ops = [Op::new(slot, Resend::Idempotent, vec![plain(&[b"SMEMBERS", &key])]), generation_op(&self.generation_key, self.generation_slot)];
+        let mut out = self.router.run(&ops).into_iter();
+        let members = reply("read the user's index", out.next().expect("one outcome per op"))?;
+        let current = self.generation_of(out.next().expect("one outcome per op"))?;
+        let Reply::Array(members) = members else { return Ok((Vec::new(), current)) };
+        Ok((members.iter().filter_map(bytes_of).filter_map(SessionId::parse).collect(), current))
+    }
 }
 
-/// Renews one lock from the lease thread, on its own connection, and
+fn release_op<'a>(keys: &'a Keys, token: &'a str) -> Op<'a> {
+    Op::new(
+        keys.slot,
+        Resend::Idempotent,
+        vec![script(&RELEASE_SCRIPT, &[keys.lock.as_bytes(), keys.wake.as_bytes()], &[token.as_bytes()])],
+    )
+}
+
+/// Renews one lock from the lease thread, on its own connections, and
 /// keeps the session's hash from expiring while the lock is held. True when
 /// Redis ran the renewal (a lock no longer ours is not renewed, and that is
 /// no failure); false when it could not be reached or refused to run it.
-fn renewer(config: RedisConfig) -> impl FnMut(&str, &str, Duration) -> bool + Send {
-    let mut link = Link::new(config);
+fn renewer(mut router: Router) -> impl FnMut(&str, &str, Duration) -> bool + Send {
     move |lock_key, token, ttl| {
         let session_key = sibling(lock_key, "s");
         let ttl = millis(ttl).to_string();
-        link.run(Resend::Idempotent, |c| {
-            c.eval(&RENEW_SCRIPT, &[lock_key.as_bytes(), session_key.as_bytes()], &[token.as_bytes(), ttl.as_bytes()])
-        })
-        .is_ok()
+        let op = Op::new(
+            slots::key_slot(lock_key.as_bytes()),
+            Resend::Idempotent,
+            vec![script(&RENEW_SCRIPT, &[lock_key.as_bytes(), session_key.as_bytes()], &[token.as_bytes(), ttl.as_bytes()])],
+        );
+        router.run(&[op]).pop().is_some_and(|o| o.is_ok())
     }
 }
 
@@ -406,9 +626,12 @@ fn record_of(id: &SessionId, fields: &[Reply]) -> Result<Option<Record>> {
     Ok(Some(Record { meta, data: data.to_vec() }))
 }
 
-/// A number as Redis returns it: a decimal string.
+/// A number as Redis returns it: a decimal string (or an integer reply).
 fn number_of(v: &Reply) -> Option<u64> {
-    bytes_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(|t| t.parse().ok())
+    match v {
+        Reply::Int(n) => u64::try_from(*n).ok(),
+        v => bytes_of(v).and_then(|b| std::str::from_utf8(b).ok()).and_then(|t| t.parse().ok()),
+    }
 }
 
 fn bytes_of(v: &Reply) -> Option<&[u8]> {
@@ -434,29 +657,37 @@ impl Store for RedisStore {
     /// a cleanup or a reply failed) is released at once, not left to its
     /// lease; unless nothing was ever sent (a failed connect).
     fn lock_and_read(&mut self, id: &SessionId, req: &LockRequest) -> Result<Locked> {
+        self.release_unreleased();
+        self.last_lease = req.ttl;
         let token = LockToken::random();
         let mut may_hold = false;
         let locked = self.take_lock(id, req, token, &mut may_hold);
         if locked.is_err() && may_hold {
             // Token-checked, so harmless if the lock was never ours; on a
             // new connection if the last one broke.
-            let _ = self.on_session("release the lock", Resend::Idempotent, &RELEASE_SCRIPT, id, &[token.hex().as_bytes()]);
+            let keys = self.keys(id);
+            self.keep_alive(&keys.lock, &token, None);
+            let _ = self.release(&keys, &token.hex());
         }
         locked
     }
 
     fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
-        let user_prefix = self.user_prefix();
-        let args: [&[u8]; 4] = [b"", b"", user_prefix.as_bytes(), id.as_str().as_bytes()];
-        match self.on_session("read", Resend::Idempotent, &READ_SCRIPT, id, &args)? {
-            Reply::Array(fields) => record_of(id, &fields),
-            _ => Ok(None),
-        }
+        self.release_unreleased();
+        let keys = self.keys(id);
+        let op = Op::new(keys.slot, Resend::Idempotent, vec![plain(&[b"HMGET", keys.session.as_bytes(), b"d", b"m", b"a", b"i", b"g", b"u"])]);
+        let mut out = self.router.run(&[op, generation_op(&self.generation_key, self.generation_slot)]).into_iter();
+        let fields = reply("read", out.next().expect("one outcome per op"))?;
+        let current = self.generation_of(out.next().expect("one outcome per op"))?;
+        let Reply::Array(fields) = fields else { return Ok(None) };
+        let loaded = Self::loaded(id, &fields, current)?;
+        self.settle(id, &keys, loaded)
     }
 
     /// The generation lives in the hash's `g` field, set by the script when
     /// it creates the session; the metadata's copy is not used.
     fn save(&mut self, id: &SessionId, put: &Put<'_>) -> Result<u64> {
+        let keys = self.keys(id);
         let release = put.lock.releases();
         let token = put.lock.token().map(|t| t.hex()).unwrap_or_default();
         let (mode, data): (&[u8], &[u8]) = match put.what {
@@ -470,7 +701,9 @@ impl Store for RedisStore {
         let now = now_secs().to_string();
         let user_prefix = self.user_prefix();
         let user = put.meta.user.as_deref().unwrap_or("");
-        let args: [&[u8]; 12] = [
+        let local = self.registry_local;
+        let known = if local { String::new() } else { self.known_generation()?.to_string() };
+        let args: [&[u8]; 13] = [
             token.as_bytes(),
             mode,
             data,
@@ -483,36 +716,72 @@ impl Store for RedisStore {
             now.as_bytes(),
             user_prefix.as_bytes(),
             id.as_str().as_bytes(),
+            known.as_bytes(),
         ];
+        let mut key_list = vec![keys.lock.as_bytes(), keys.session.as_bytes(), keys.wake.as_bytes()];
+        if local {
+            key_list.push(self.generation_key.as_bytes());
+        }
         // Never sent twice: a second copy could find the first one's
         // release and report a write that landed as a lost lock.
-        let saved = int_of(&self.on_session("write", Resend::Never, &SAVE_SCRIPT, id, &args)?);
-        if let Some(t) = put.lock.token().filter(|_| release || saved != 1) {
-            let lock_key = self.key(id, "l");
-            self.keep_alive(&lock_key, &t, None);
+        let mut write = Op::new(keys.slot, Resend::Never, vec![script(&SAVE_SCRIPT, &key_list, &args)]);
+        write.wait_replicas = self.wait_replicas;
+        let mut ops = vec![write];
+        let index = (!local && !user.is_empty()).then(|| self.index_key(user.as_bytes()));
+        if !local {
+            ops.push(generation_op(&self.generation_key, self.generation_slot));
+            if let Some((key, slot)) = &index {
+                let add = script(&INDEX_ADD_SCRIPT, &[key], &[id.as_str().as_bytes(), ttl.as_bytes()]);
+                ops.push(Op::new(*slot, Resend::Idempotent, vec![add]));
+            }
         }
-        match saved {
-            1 => Ok(put.meta.generation),
-            -1 => Err(StoreError::Killed),
-            _ => Err(StoreError::LockLost),
+        let mut out = self.router.run(&ops).into_iter();
+        let written = out.next().expect("one outcome per op");
+        let generation = out.next();
+        let indexed = out.next();
+        let mut written = replies("write", written);
+        if let Ok(r) = &mut written {
+            if self.check_acks(r, "the write", id) && release {
+                if let Some(t) = put.lock.token() {
+                    self.retry_release(&keys, &t.hex(), true);
+                }
+            }
         }
+        let verdict = written.and_then(|r| match r.into_iter().next() {
+            Some(Reply::Array(r)) => self.settle_write(id, &keys, &r, &incarnation, generation, indexed),
+            _ => Err(backend(&self.router.describe(), "write: unexpected reply")),
+        });
+        if let Some(t) = put.lock.token().filter(|_| release || verdict.is_err()) {
+            self.keep_alive(&keys.lock, &t, None);
+        }
+        verdict.map(|()| put.meta.generation)
     }
 
     fn unlock(&mut self, id: &SessionId, token: LockToken) -> Result<()> {
-        let lock_key = self.key(id, "l");
-        self.keep_alive(&lock_key, &token, None);
-        self.on_session("release the lock", Resend::Idempotent, &RELEASE_SCRIPT, id, &[token.hex().as_bytes()])?;
-        Ok(())
+        let keys = self.keys(id);
+        self.keep_alive(&keys.lock, &token, None);
+        self.release(&keys, &token.hex())
     }
 
     fn destroy(&mut self, id: &SessionId) -> Result<bool> {
-        let keys = [self.key(id, "s"), self.generation_key()];
-        let user_prefix = self.user_prefix();
+        let keys = self.keys(id);
+        let user_prefix = if self.registry_local { self.user_prefix() } else { String::new() };
         // Never twice: the second copy would report "did not exist".
-        let n = self.call("destroy", Resend::Never, |c| {
-            c.eval(&DESTROY_SCRIPT, &keys.each_ref().map(|k| k.as_bytes()), &[user_prefix.as_bytes(), id.as_str().as_bytes()])
-        })?;
-        Ok(int_of(&n) > 0)
+        let op = Op::new(
+            keys.slot,
+            Resend::Never,
+            vec![script(&DESTROY_SCRIPT, &[keys.session.as_bytes()], &[user_prefix.as_bytes(), id.as_str().as_bytes()])],
+        );
+        let mut out = self.router.run(&[op, generation_op(&self.generation_key, self.generation_slot)]).into_iter();
+        let r = reply("destroy", out.next().expect("one outcome per op"))?;
+        let current = self.generation_of(out.next().expect("one outcome per op"))?;
+        let Reply::Array(r) = r else { return Err(backend(&self.router.describe(), "destroy: unexpected reply")) };
+        if !self.registry_local {
+            if let Some(user) = r.get(2).and_then(bytes_of).map(<[u8]>::to_vec) {
+                self.unindex(&user, &[id.as_str().as_bytes()])?;
+            }
+        }
+        Ok(r.first().map_or(0, int_of) == 1 && r.get(1).and_then(number_of).unwrap_or(0) >= current)
     }
 
     /// Redis expires idle sessions itself (every session carries its own
@@ -522,570 +791,118 @@ impl Store for RedisStore {
     }
 
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>> {
-        let key = self.key(id, "l");
-        let value = self.call("read the lock", Resend::Idempotent, |c| c.query_one(&[b"GET", key.as_bytes()]))?;
+        let keys = self.keys(id);
+        let op = Op::new(keys.slot, Resend::Idempotent, vec![plain(&[b"GET", keys.lock.as_bytes()])]);
+        let value = reply("read the lock", self.router.run(&[op]).pop().expect("one outcome per op"))?;
         Ok(bytes_of(&value).map(holder_of))
     }
 
     fn take_warnings(&mut self) -> Vec<String> {
         std::mem::take(&mut self.warnings)
     }
+}
 
+/// The entries of a listing: id, meta, last access, incarnation.
+fn listed(id: SessionId, meta: &Reply, access: &Reply, incarnation: &Reply) -> Result<Option<Listed>> {
+    let fields = [Reply::Bytes(Vec::new()), meta.clone(), access.clone(), incarnation.clone()];
+    Ok(record_of(&id, &fields)?.map(|r| Listed { id, meta: r.meta }))
 }
 
 impl Registry for RedisStore {
     fn user_sessions(&mut self, user: &str) -> Result<Vec<Listed>> {
-        let keys = [format!("{}{user}", self.user_prefix()), self.generation_key()];
-        let prefix = self.prefix.clone();
-        let reply = self.call("list a user's sessions", Resend::Idempotent, |c| {
-            c.eval(&USER_SESSIONS_SCRIPT, &keys.each_ref().map(|k| k.as_bytes()), &[prefix.as_bytes(), user.as_bytes()])
-        })?;
-        let Reply::Array(flat) = reply else { return Ok(Vec::new()) };
-        let mut out = Vec::with_capacity(flat.len() / 4);
-        for entry in flat.chunks_exact(4) {
-            let Some(id) = bytes_of(&entry[0]).and_then(SessionId::parse) else { continue };
-            let fields = [Reply::Bytes(Vec::new()), entry[1].clone(), entry[2].clone(), entry[3].clone()];
-            if let Some(r) = record_of(&id, &fields)? {
-                out.push(Listed { id, meta: r.meta });
+        let mut out = Vec::new();
+        if self.registry_local {
+            let (key, slot) = self.index_key(user.as_bytes());
+            let prefix = self.prefix.clone();
+            let op = Op::new(
+                slot,
+                Resend::Idempotent,
+                vec![script(&USER_SESSIONS_SCRIPT, &[&key, self.generation_key.as_bytes()], &[prefix.as_bytes(), user.as_bytes()])],
+            );
+            let Reply::Array(flat) = reply("list a user's sessions", self.router.run(&[op]).pop().expect("one outcome per op"))? else {
+                return Ok(out);
+            };
+            for entry in flat.chunks_exact(4) {
+                let Some(id) = bytes_of(&entry[0]).and_then(SessionId::parse) else { continue };
+                out.extend(listed(id, &entry[1], &entry[2], &entry[3])?);
+            }
+            return Ok(out);
+        }
+        // A cluster: the index, then every session on its own node.
+        let (ids, current) = self.index_members(user)?;
+        let all: Vec<Keys> = ids.iter().map(|id| self.keys(id)).collect();
+        let current = current.to_string();
+        let ops: Vec<Op> = all
+            .iter()
+            .map(|k| Op::new(k.slot, Resend::Idempotent, vec![script(&LIST_ONE_SCRIPT, &[k.session.as_bytes()], &[user.as_bytes(), current.as_bytes()])]))
+            .collect();
+        let mut gone: Vec<&[u8]> = Vec::new();
+        for (id, o) in ids.iter().zip(self.router.run(&ops)) {
+            match reply("list a user's sessions", o)? {
+                Reply::Array(r) if r.len() == 3 => out.extend(listed(id.clone(), &r[0], &r[1], &r[2])?),
+                _ => gone.push(id.as_str().as_bytes()),
             }
         }
+        self.unindex(user.as_bytes(), &gone)?;
         Ok(out)
     }
 
     fn kill_user(&mut self, user: &str, keep: Option<&SessionId>) -> Result<u64> {
-        let keys = [format!("{}{user}", self.user_prefix()), self.generation_key()];
-        let prefix = self.prefix.clone();
-        let keep = keep.map(|k| k.as_str()).unwrap_or("");
-        // Never twice: the second copy would count nothing.
-        let n = self.call("kill a user's sessions", Resend::Never, |c| {
-            c.eval(
-                &KILL_USER_SCRIPT,
-                &keys.each_ref().map(|k| k.as_bytes()),
-                &[prefix.as_bytes(), user.as_bytes(), keep.as_bytes()],
-            )
-        })?;
-        Ok(int_of(&n).max(0) as u64)
+        let keep_id = keep.map(|k| k.as_str()).unwrap_or("");
+        if self.registry_local {
+            let (key, slot) = self.index_key(user.as_bytes());
+            let prefix = self.prefix.clone();
+            // Never twice: the second copy would count nothing.
+            let op = Op::new(
+                slot,
+                Resend::Never,
+                vec![script(
+                    &KILL_USER_SCRIPT,
+                    &[&key, self.generation_key.as_bytes()],
+                    &[prefix.as_bytes(), user.as_bytes(), keep_id.as_bytes()],
+                )],
+            );
+            let n = reply("kill a user's sessions", self.router.run(&[op]).pop().expect("one outcome per op"))?;
+            return Ok(int_of(&n).max(0) as u64);
+        }
+        // A cluster: the index, then the kills on every session's node at
+        // once, with the index emptied beside them.
+        let (ids, current) = self.index_members(user)?;
+        let ids: Vec<SessionId> = ids.into_iter().filter(|id| id.as_str() != keep_id).collect();
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let all: Vec<Keys> = ids.iter().map(|id| self.keys(id)).collect();
+        let current = current.to_string();
+        let (index, index_slot) = self.index_key(user.as_bytes());
+        let mut srem: Vec<&[u8]> = vec![b"SREM", &index];
+        srem.extend(ids.iter().map(|id| id.as_str().as_bytes()));
+        let mut ops: Vec<Op> = all
+            .iter()
+            .map(|k| Op::new(k.slot, Resend::Never, vec![script(&KILL_ONE_SCRIPT, &[k.session.as_bytes()], &[user.as_bytes(), current.as_bytes()])]))
+            .collect();
+        ops.push(Op::new(index_slot, Resend::Idempotent, vec![Cmd::Plain(srem)]));
+        let mut out = self.router.run(&ops);
+        let emptied = out.pop().expect("one outcome per op");
+        let mut n = 0;
+        for o in out {
+            n += int_of(&reply("kill a user's sessions", o)?).max(0) as u64;
+        }
+        reply("update the user's index", emptied)?;
+        Ok(n)
     }
 
     /// One INCR: every session created before it reads as missing from now
     /// on. Redis cannot count them without a scan, hence -1.
     fn kill_all(&mut self) -> Result<i64> {
-        let key = self.generation_key();
         // Never twice: a second INCR would also end sessions created
         // between the two.
-        self.call("kill all sessions", Resend::Never, |c| c.query_one(&[b"INCR", key.as_bytes()]))?;
+        let op = Op::new(self.generation_slot, Resend::Never, vec![plain(&[b"INCR", self.generation_key.as_bytes()])]);
+        let n = reply("kill all sessions", self.router.run(&[op]).pop().expect("one outcome per op"))?;
+        self.generation = number_of(&n);
         Ok(-1)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::StoreConfig;
-    use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req, write};
-    use crate::store::{LockUse, UserChange};
-    use std::io::{Read, Write};
-    use std::net::{Shutdown, TcpListener, TcpStream};
-    use std::path::Path;
-    use std::sync::atomic::{AtomicU8, Ordering::SeqCst};
-    use std::sync::{Arc, Mutex};
-
-    fn test_redis() -> String {
-        std::env::var("RSESSION_TEST_REDIS")
-            .expect("RSESSION_TEST_REDIS is not set: run the Redis tests via `make test`, which starts redis-server")
-    }
-
-    fn store(prefix: &str) -> RedisStore {
-        store_at(&test_redis(), prefix, "")
-    }
-
-    /// A store on `url` (`redis://host:port`) with a test prefix and more
-    /// query keys (`&key=value…`).
-    fn store_at(url: &str, prefix: &str, query: &str) -> RedisStore {
-        let path = format!("{url}?prefix=rtest:{prefix}:{}:{query}", std::process::id());
-        let StoreConfig::Redis(c) = StoreConfig::parse(&path, Path::new("/tmp")).unwrap() else { panic!() };
-        RedisStore::open(&c).unwrap()
-    }
-
-    fn command(s: &mut RedisStore, args: &[&[u8]]) -> Reply {
-        s.call("test command", Resend::Never, |c| c.query_one(args)).unwrap()
-    }
-
-    /// What [`Proxy`] does to the next request's reply.
-    const PASS: u8 = 0;
-    /// Drop it and close the connection: a reply lost on the wire.
-    const CUT: u8 = 1;
-    /// Hold it back, the connection left open: a server that stalls.
-    const STALL: u8 = 2;
-
-    /// A TCP proxy in front of the test Redis that can lose the reply to
-    /// one request after the server has run it.
-    struct Proxy {
-        port: u16,
-        next: Arc<AtomicU8>,
-        /// Requests seen, one per client write.
-        seen: Arc<Mutex<Vec<Vec<u8>>>>,
-    }
-
-    impl Proxy {
-        fn start() -> Proxy {
-            let upstream = test_redis().trim_start_matches("redis://").to_string();
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = listener.local_addr().unwrap().port();
-            let (next, seen) = (Arc::new(AtomicU8::new(PASS)), Arc::new(Mutex::new(Vec::new())));
-            let (next2, seen2) = (next.clone(), seen.clone());
-            std::thread::spawn(move || {
-                for client in listener.incoming() {
-                    let Ok(mut client) = client else { continue };
-                    let mut server = TcpStream::connect(&upstream).unwrap();
-                    let fault = Arc::new(AtomicU8::new(PASS));
-                    let (mut up, mut down, fault2) = (server.try_clone().unwrap(), client.try_clone().unwrap(), fault.clone());
-                    std::thread::spawn(move || {
-                        let mut b = vec![0; 1 << 16];
-                        while let Ok(n @ 1..) = up.read(&mut b) {
-                            match fault2.load(SeqCst) {
-                                PASS if down.write_all(&b[..n]).is_ok() => {}
-                                STALL => {}
-                                _ => break,
-                            }
-                        }
-                        let _ = down.shutdown(Shutdown::Both);
-                    });
-                    let (next, seen) = (next2.clone(), seen2.clone());
-                    std::thread::spawn(move || {
-                        let mut b = vec![0; 1 << 16];
-                        while let Ok(n @ 1..) = client.read(&mut b) {
-                            seen.lock().unwrap().push(b[..n].to_vec());
-                            let f = next.swap(PASS, SeqCst);
-                            fault.store(f, SeqCst);
-                            if server.write_all(&b[..n]).is_err() {
-                                break;
-                            }
-                            if f == CUT {
-                                std::thread::sleep(Duration::from_millis(100)); // the server runs it
-                                break;
-                            }
-                        }
-                        let _ = client.shutdown(Shutdown::Both);
-                        let _ = server.shutdown(Shutdown::Both);
-                    });
-                }
-            });
-            Proxy { port, next, seen }
-        }
-
-        fn url(&self) -> String {
-            format!("redis://127.0.0.1:{}", self.port)
-        }
-
-        /// Arms a fault for the next request; returns a mark for [`Self::evals_since`].
-        fn arm(&self, fault: u8) -> usize {
-            self.next.store(fault, SeqCst);
-            self.seen.lock().unwrap().len()
-        }
-
-        /// Scripts sent since `mark` (EVALSHA, or EVAL after NOSCRIPT).
-        fn evals_since(&self, mark: usize) -> usize {
-            self.seen.lock().unwrap()[mark..].iter().filter(|r| r.windows(4).any(|w| w == b"EVAL")).count()
-        }
-    }
-
-    #[test]
-    fn lock_write_release_and_holder() {
-        let (mut a, mut b) = (store("lwr"), store("lwr"));
-        let s = id("abc");
-        let Locked::Acquired { token, record: None } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        assert_eq!(b.lock_holder(&s).unwrap().unwrap().pid, 7);
-        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(50, 5000)).unwrap() else { panic!() };
-        assert_eq!(h.uri, "/t");
-        a.save(&s, &put(Save::Write(b"x\0y"), &meta(), TTL, LockUse::Release(token))).unwrap();
-        assert!(b.lock_holder(&s).unwrap().is_none());
-        let Locked::Acquired { token, record } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        assert_eq!(data(record).as_deref(), Some(&b"x\0y"[..]));
-        b.unlock(&s, token).unwrap();
-        assert!(b.destroy(&s).unwrap());
-        assert!(!b.exists(&s).unwrap());
-    }
-
-    #[test]
-    fn waiter_is_woken_at_release() {
-        let mut a = store("wake");
-        let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        let waiter = std::thread::spawn(move || {
-            let mut b = store("wake");
-            let t = Instant::now();
-            let got = matches!(b.lock_and_read(&id("abc"), &req(5000, 5000)).unwrap(), Locked::Acquired { .. });
-            (got, Instant::now(), t)
-        });
-        std::thread::sleep(Duration::from_millis(200));
-        let released = Instant::now();
-        a.save(&s, &put(Save::Write(b"1"), &meta(), TTL, LockUse::Release(token))).unwrap();
-        let (got, acquired, _) = waiter.join().unwrap();
-        assert!(got);
-        // Woken by the release, not by a timeout (the lease is 5 s).
-        assert!(acquired.duration_since(released) < Duration::from_millis(500));
-    }
-
-    #[test]
-    fn lost_lock_refuses_write_and_keeps_data() {
-        let (mut a, mut b) = (store("lost"), store("lost"));
-        let s = id("abc");
-        b.save(&s, &put(Save::Write(b"before"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        // A holder that stops renewing: its 200 ms lease runs out.
-        a.renew_enabled = false;
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 200)).unwrap() else { panic!() };
-        std::thread::sleep(Duration::from_millis(400));
-        let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        b.save(&s, &put(Save::Write(b"theirs"), &meta(), TTL, LockUse::Keep(t2))).unwrap();
-        assert!(matches!(a.save(&s, &put(Save::Write(b"mine"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
-        assert_eq!(read_data(&mut b, &s).as_deref(), Some(&b"theirs"[..]));
-        assert!(b.lock_holder(&s).unwrap().is_some(), "the loser must not release the winner's lock");
-        b.unlock(&s, t2).unwrap();
-    }
-
-    #[test]
-    fn a_write_after_the_lock_was_released_is_lost_even_with_the_same_data() {
-        let mut a = store("retry");
-        let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Release(token))).unwrap();
-        // The same call again: a write is never sent twice, so this is a new
-        // request under a lock that is gone.
-        assert!(matches!(a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
-        assert!(matches!(a.save(&s, &put(Save::Write(b"v2"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
-        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"v1"[..]));
-    }
-
-    #[test]
-    fn a_lost_lease_refuses_a_metadata_change_over_unchanged_data() {
-        let (mut a, mut b) = (store("lostmeta"), store("lostmeta"));
-        let s = id("abc");
-        let ann = Meta { user: Some("ann".into()), ..meta() };
-        b.save(&s, &Put { user: UserChange::From(None), ..put(Save::Write(b"same"), &ann, TTL, LockUse::Unlocked) }).unwrap();
-        // A holder that stops renewing loses its 200 ms lease; another
-        // request takes the lock and releases it.
-        a.renew_enabled = false;
-        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(0, 200)).unwrap() else { panic!() };
-        std::thread::sleep(Duration::from_millis(400));
-        let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        b.unlock(&s, t2).unwrap();
-        // The late holder logs in as bob: the data is as stored, the user not.
-        let bob = Meta { user: Some("bob".into()), ..rec.meta };
-        let p = Put { existed: true, user: UserChange::From(Some("ann")), ..put(Save::Write(b"same"), &bob, TTL, LockUse::Release(token)) };
-        assert!(matches!(a.save(&s, &p), Err(StoreError::LockLost)), "set_user() must not be dropped silently");
-        assert_eq!(b.read(&s).unwrap().unwrap().meta.user.as_deref(), Some("ann"));
-        assert_eq!(b.user_sessions("ann").unwrap().len(), 1);
-        assert!(b.user_sessions("bob").unwrap().is_empty());
-    }
-
-    #[test]
-    fn a_lock_taken_over_corrupt_metadata_is_freed_at_once() {
-        let (mut a, mut b) = (store("corrupt"), store("corrupt"));
-        let s = id("abc");
-        a.save(&s, &put(Save::Write(b"x"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        let (session_key, lock_key) = (a.key(&s, "s"), a.key(&s, "l"));
-        command(&mut a, &[b"HSET", session_key.as_bytes(), b"m", b"\xffgarbage"]);
-        // The free lock (the pipeline)...
-        assert!(a.lock_and_read(&s, &req(0, 5000)).is_err());
-        assert_eq!(b.lock_holder(&s).unwrap(), None, "the lock outlived the failed read");
-        // ...and one taken after a wait (the script).
-        command(&mut b, &[b"SET", lock_key.as_bytes(), b"someone", b"PX", b"200"]);
-        assert!(a.lock_and_read(&s, &req(3000, 5000)).is_err());
-        assert_eq!(b.lock_holder(&s).unwrap(), None, "the lock outlived the failed read");
-        command(&mut a, &[b"DEL", session_key.as_bytes()]);
-        let Locked::Acquired { token, record: None } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        b.unlock(&s, token).unwrap();
-    }
-
-    #[test]
-    fn a_lock_whose_reply_timed_out_is_freed_at_once() {
-        let proxy = Proxy::start();
-        let (mut a, mut b) = (store_at(&proxy.url(), "stall", "&timeout_ms=200"), store("stall"));
-        let s = id("abc");
-        a.save(&s, &put(Save::Write(b"x"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        proxy.arm(STALL);
-        let e = a.lock_and_read(&s, &req(0, 5000)).unwrap_err().to_string();
-        assert!(e.contains("acquire the lock"), "{e}");
-        assert_eq!(b.lock_holder(&s).unwrap(), None, "the lock outlived the timeout");
-        let Locked::Acquired { token, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        b.unlock(&s, token).unwrap();
-    }
-
-    #[test]
-    fn a_reply_lost_on_the_wire_resends_only_what_may_run_twice() {
-        let proxy = Proxy::start();
-        let mut a = store_at(&proxy.url(), "resend", "");
-        let s = id("abc");
-        a.save(&s, &put(Save::Write(b"v1"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        // A write whose reply is lost fails; it is not run a second time.
-        let mark = proxy.arm(CUT);
-        let e = a.save(&s, &put(Save::Write(b"v2"), &meta(), TTL, LockUse::Unlocked)).unwrap_err().to_string();
-        assert!(e.contains("write"), "{e}");
-        assert_eq!(proxy.evals_since(mark), 1, "a write was sent twice");
-        // A read is sent again and succeeds.
-        let mark = proxy.arm(CUT);
-        assert!(read_data(&mut a, &s).is_some());
-        assert!(proxy.evals_since(mark) >= 2);
-        // So is a lock grab: the second copy finds the lock ours.
-        proxy.arm(CUT);
-        let Locked::Acquired { token, record: Some(_) } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        a.unlock(&s, token).unwrap();
-        assert_eq!(a.lock_holder(&s).unwrap(), None);
-    }
-
-    #[test]
-    fn the_renewer_says_whether_it_reached_redis() {
-        let mut a = store("renewer");
-        let s = id("abc");
-        let mut renew = renewer(a.link.config.clone());
-        let lock_key = a.key(&s, "l");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        assert!(renew(&lock_key, &token.hex(), Duration::from_secs(5)));
-        a.unlock(&s, token).unwrap();
-        assert!(renew(&lock_key, &token.hex(), Duration::from_secs(5)), "a lock no longer ours is no failure");
-        let StoreConfig::Redis(down) = StoreConfig::parse("redis://127.0.0.1:1?connect_timeout_ms=100", Path::new("/tmp")).unwrap() else {
-            panic!()
-        };
-        assert!(!renewer(down)(&lock_key, &token.hex(), Duration::from_secs(5)));
-    }
-
-    #[test]
-    fn the_lease_keeps_a_held_session_from_expiring() {
-        let mut a = store("keepsession");
-        let (s, long) = (id("abc"), id("long"));
-        a.save(&s, &put(Save::Write(b"x"), &meta(), Duration::from_secs(1), LockUse::Unlocked)).unwrap();
-        a.save(&long, &put(Save::Write(b"x"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(0, 300)).unwrap() else { panic!() };
-        let Locked::Acquired { token: t2, .. } = a.lock_and_read(&long, &req(0, 300)).unwrap() else { panic!() };
-        // Held past the session's 1 s idle timeout by a long request.
-        std::thread::sleep(Duration::from_millis(1600));
-        let p = Put { existed: true, ..put(Save::Write(b"y"), &rec.meta, TTL, LockUse::Release(token)) };
-        a.save(&s, &p).expect("the session expired under its holder");
-        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"y"[..]));
-        // A longer expiry is never shortened.
-        let key = a.key(&long, "s");
-        let Reply::Int(left) = command(&mut a, &[b"PTTL", key.as_bytes()]) else { panic!() };
-        assert!(left > 90_000, "{left}");
-        a.unlock(&long, t2).unwrap();
-    }
-
-    #[test]
-    fn a_session_about_to_expire_outlives_the_lock_taken_on_it() {
-        // Both ways of taking the lock: the free-lock pipeline and the
-        // script that takes it after a wait.
-        for contended in [false, true] {
-            let (mut a, mut b) = (store("nearexpiry"), store("nearexpiry"));
-            a.renew_enabled = false; // only what the lock taking itself does
-            let s = id(if contended { "contended" } else { "free" });
-            let held = if contended {
-                let Locked::Acquired { token, .. } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-                Some(token)
-            } else {
-                None
-            };
-            a.save(&s, &put(Save::Write(b"x"), &meta(), Duration::from_millis(250), LockUse::Unlocked)).unwrap();
-            let releaser = held.map(|t| {
-                let sid = s.clone();
-                std::thread::spawn(move || {
-                    std::thread::sleep(Duration::from_millis(50));
-                    b.unlock(&sid, t).unwrap();
-                })
-            });
-            let Locked::Acquired { token, record: Some(rec) } = a.lock_and_read(&s, &req(2000, 2000)).unwrap() else {
-                panic!("contended={contended}: the session should be read")
-            };
-            releaser.map(|r| r.join().unwrap());
-            std::thread::sleep(Duration::from_millis(400));
-            let p = Put { existed: true, ..put(Save::Write(b"y"), &rec.meta, TTL, LockUse::Release(token)) };
-            a.save(&s, &p).unwrap_or_else(|e| panic!("contended={contended}: expired under its holder: {e}"));
-        }
-    }
-
-    #[test]
-    fn renewal_keeps_a_long_holder() {
-        let (mut a, mut b) = (store("renew"), store("renew"));
-        let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 300)).unwrap() else { panic!() };
-        std::thread::sleep(Duration::from_millis(900));
-        assert!(matches!(b.lock_and_read(&s, &req(0, 300)).unwrap(), Locked::TimedOut { .. }));
-        a.save(&s, &put(Save::Write(b"ok"), &meta(), TTL, LockUse::Release(token))).unwrap();
-    }
-
-    #[test]
-    fn prefixes_are_isolated_and_expiry_is_set() {
-        let (mut a, mut b) = (store("iso-a"), store("iso-b"));
-        let s = id("abc");
-        a.save(&s, &put(Save::Write(b"a"), &meta(), Duration::from_millis(300), LockUse::Unlocked)).unwrap();
-        assert!(!b.exists(&s).unwrap());
-        std::thread::sleep(Duration::from_millis(500));
-        assert!(!a.exists(&s).unwrap(), "the idle timeout is the key's expiry");
-    }
-
-    #[test]
-    fn down_server_is_an_error_not_a_hang() {
-        let c = match StoreConfig::parse("redis://127.0.0.1:1?connect_timeout_ms=200", Path::new("/tmp")).unwrap() {
-            StoreConfig::Redis(c) => c,
-            _ => panic!(),
-        };
-        let mut s = RedisStore::open(&c).unwrap();
-        let t = Instant::now();
-        let e = s.read(&id("abc")).unwrap_err().to_string();
-        assert!(e.contains("127.0.0.1:1") && e.contains("cannot connect"), "{e}");
-        assert!(t.elapsed() < Duration::from_secs(2));
-    }
-
-    #[test]
-    fn lazy_write_touch_refreshes_expiry() {
-        let mut a = store("touch");
-        let s = id("abc");
-        a.save(&s, &put(Save::Write(b"x"), &meta(), Duration::from_millis(400), LockUse::Unlocked)).unwrap();
-        std::thread::sleep(Duration::from_millis(250));
-        a.save(&s, &put(Save::Touch, &meta(), Duration::from_millis(400), LockUse::Unlocked)).unwrap();
-        std::thread::sleep(Duration::from_millis(250));
-        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"x"[..]), "the touch moved the expiry");
-        std::thread::sleep(Duration::from_millis(300));
-        assert_eq!(read_data(&mut a, &s), None);
-        // A touch under the lock releases it too.
-        a.save(&s, &put(Save::Write(b"y"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        a.save(&s, &put(Save::Touch, &meta(), TTL, LockUse::Release(token))).unwrap();
-        assert!(a.lock_holder(&s).unwrap().is_none());
-    }
-
-    #[test]
-    fn zero_wait_fails_at_once_and_names_the_holder() {
-        let (mut a, mut b) = (store("zero"), store("zero"));
-        let s = id("abc");
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        let t = Instant::now();
-        let Locked::TimedOut { holder: Some(h) } = b.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        assert!(t.elapsed() < Duration::from_millis(200), "{:?}", t.elapsed());
-        assert_eq!((h.host.as_str(), h.pid, h.uri.as_str()), ("h", 7, "/t"));
-        // Bounded by the wait, not by the 5 s lease.
-        let t = Instant::now();
-        assert!(matches!(b.lock_and_read(&s, &req(150, 5000)).unwrap(), Locked::TimedOut { .. }));
-        assert!(t.elapsed() >= Duration::from_millis(150) && t.elapsed() < Duration::from_millis(1500));
-        a.unlock(&s, token).unwrap();
-    }
-
-    #[test]
-    fn dead_holder_frees_within_its_lease() {
-        let (mut a, mut b) = (store("dead"), store("dead"));
-        let s = id("abc");
-        // A holder that dies: never renews, never releases.
-        a.renew_enabled = false;
-        let Locked::Acquired { .. } = a.lock_and_read(&s, &req(0, 300)).unwrap() else { panic!() };
-        let t = Instant::now();
-        let Locked::Acquired { token, .. } = b.lock_and_read(&s, &req(5000, 5000)).unwrap() else { panic!() };
-        assert!(t.elapsed() < Duration::from_millis(1000), "{:?}", t.elapsed());
-        b.unlock(&s, token).unwrap();
-    }
-
-    #[test]
-    fn reconnects_once_after_the_server_closed_the_connection() {
-        let (mut a, mut b) = (store("reconnect"), store("reconnect"));
-        let s = id("abc");
-        a.save(&s, &put(Save::Write(b"x"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        let Reply::Int(me) = a.link.conn.as_mut().unwrap().query_one(&[b"CLIENT", b"ID"]).unwrap() else { panic!() };
-        let me = me.to_string();
-        let killed = b.call("kill", Resend::Never, |c| c.query_one(&[b"CLIENT", b"KILL", b"ID", me.as_bytes()])).unwrap();
-        assert_eq!(killed, Reply::Int(1));
-        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"x"[..]));
-        // A write, never sent twice, is not lost either: the closed
-        // connection is noticed before it goes out.
-        let Reply::Int(me) = a.link.conn.as_mut().unwrap().query_one(&[b"CLIENT", b"ID"]).unwrap() else { panic!() };
-        let me = me.to_string();
-        assert_eq!(command(&mut b, &[b"CLIENT", b"KILL", b"ID", me.as_bytes()]), Reply::Int(1));
-        std::thread::sleep(Duration::from_millis(50));
-        a.save(&s, &put(Save::Write(b"y"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"y"[..]));
-    }
-
-    #[test]
-    fn unix_socket_and_db_selection() {
-        let sock = std::env::var("RSESSION_TEST_REDIS_SOCK")
-            .expect("RSESSION_TEST_REDIS_SOCK is not set: run the Redis tests via `make test`");
-        let open = |path: String| match StoreConfig::parse(&path, Path::new("/tmp")).unwrap() {
-            StoreConfig::Redis(c) => RedisStore::open(&c).unwrap(),
-            _ => panic!(),
-        };
-        let prefix = format!("rtest:db:{}:", std::process::id());
-        let mut db0 = open(format!("redis+unix://{sock}?prefix={prefix}"));
-        let mut db3 = open(format!("redis+unix://{sock}?db=3&prefix={prefix}"));
-        let tcp = std::env::var("RSESSION_TEST_REDIS").unwrap();
-        let mut db3_tcp = open(format!("{tcp}/3?prefix={prefix}"));
-        let s = id("abc");
-        db3.save(&s, &put(Save::Write(b"in3"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        assert_eq!(read_data(&mut db0, &s), None);
-        assert_eq!(read_data(&mut db3_tcp, &s).as_deref(), Some(&b"in3"[..]));
-        assert!(db3.destroy(&s).unwrap());
-    }
-
-
-    #[test]
-    fn large_sessions_pass_whole_and_their_buffers_are_let_go() {
-        let mut a = store("large");
-        let s = id("abc");
-        // Bytes that look like protocol, across many reads.
-        let big: Vec<u8> = b"$5\r\n*1\r\n-ERR\r\n\0".iter().copied().cycle().take(3 << 20).collect();
-        let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        a.save(&s, &put(Save::Write(&big), &meta(), TTL, LockUse::Release(token))).unwrap();
-        let Locked::Acquired { token, record } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-        assert!(data(record).as_deref() == Some(&big[..]), "3 MB came back changed");
-        a.unlock(&s, token).unwrap();
-        assert_eq!(read_data(&mut a, &s).map(|d| d.len()), Some(big.len()));
-        assert_eq!(a.lock_holder(&s).unwrap(), None, "still in step after the large replies");
-        let (read_buf, write_buf) = a.link.conn.as_ref().unwrap().buffer_sizes();
-        assert!(read_buf <= 256 * 1024 && write_buf <= 256 * 1024, "{read_buf} {write_buf}");
-    }
-
-    #[test]
-    fn scripts_are_sent_again_after_the_server_forgot_them() {
-        let (mut a, mut b) = (store("noscript"), store("noscript"));
-        let s = id("abc");
-        a.save(&s, &put(Save::Write(b"1"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        b.call("flush", Resend::Never, |c| c.query_one(&[b"SCRIPT", b"FLUSH"])).unwrap();
-        a.save(&s, &put(Save::Write(b"2"), &meta(), TTL, LockUse::Unlocked)).unwrap();
-        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"2"[..]));
-    }
-
-    #[test]
-    fn a_server_error_is_reported_and_the_connection_stays_in_step() {
-        let mut a = store("errors");
-        let key = format!("{}k", a.prefix);
-        let e = a
-            .call("incr", Resend::Never, |c| {
-                c.query(&[&[b"SET", key.as_bytes(), b"x"], &[b"INCR", key.as_bytes()], &[b"PING"]])
-            })
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("incr: ERR value is not an integer"), "{e}");
-        let pong = a.call("ping", Resend::Never, |c| c.query_one(&[b"PING"])).unwrap();
-        assert_eq!(pong, Reply::Bytes(b"PONG".to_vec()));
-    }
-
-    #[test]
-    fn registry() {
-        registry_contract(&|| Box::new(store("registry")));
-    }
-
-    #[test]
-    fn user_index_lives_as_long_as_its_longest_session() {
-        let mut a = store("uttl");
-        let ttl = |a: &mut RedisStore, k: &str| -> i64 { int_of(&a.call("pttl", Resend::Never, |c| c.query_one(&[b"PTTL", k.as_bytes()])).unwrap()) };
-        let ukey = format!("{}u:ivy", a.prefix);
-        let m = Meta { user: Some("ivy".into()), ..meta() };
-        let p = Put { user: UserChange::From(None), ..put(Save::Write(b"1"), &m, Duration::from_secs(50), LockUse::Unlocked) };
-        a.save(&id("i1"), &p).unwrap();
-        let t = ttl(&mut a, &ukey);
-        assert!(t > 40_000 && t <= 50_000, "{t}");
-        let forever = Meta { timeout: 0, timeout_set: true, ..m.clone() };
-        a.save(&id("i2"), &Put { user: UserChange::From(None), ..put(Save::Write(b"2"), &forever, Duration::ZERO, LockUse::Unlocked) }).unwrap();
-        assert_eq!(ttl(&mut a, &ukey), -1, "a session that never times out keeps its index");
-        let k2 = a.key(&id("i2"), "s");
-        assert_eq!(ttl(&mut a, &k2), -1);
-        let _ = write;
-        let _ = data;
-    }
-}
+mod tests;

@@ -4,16 +4,14 @@
 local gen = tonumber(redis.call('GET', KEYS[2]) or '0')
 local out = {}
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local k = ARGV[1] .. '{' .. id .. '}:s'
-  local r = redis.call('HMGET', k, 'm', 'a', 'i', 'g', 'u')
-  if r[1] and r[5] == ARGV[2] and tonumber(r[4] or '0') >= gen then
+  local r = listed(ARGV[1] .. '{' .. id .. '}:s', ARGV[2], gen)
+  if r then
     out[#out + 1] = id
     out[#out + 1] = r[1]
     out[#out + 1] = r[2]
     out[#out + 1] = r[3]
   else
     redis.call('SREM', KEYS[1], id)
-    if r[1] and tonumber(r[4] or '0') < gen then redis.call('DEL', k) end
   end
 end
 return out

@@ -1,5 +1,8 @@
 --TEST--
 Redis: AUTH with a password and with an ACL user, db selection, prefix isolation, bad credentials
+--SKIPIF--
+<?php if (getenv('RSESSION_REDIS_URL')) die('skip on a private single server only');
+?>
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';

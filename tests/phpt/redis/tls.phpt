@@ -2,6 +2,7 @@
 Redis over TLS (rediss://): the server's certificate is checked against the trust store; a private CA works through SSL_CERT_FILE
 --SKIPIF--
 <?php
+if (getenv('RSESSION_REDIS_URL')) die('skip on a private single server only');
 if (trim((string) shell_exec('command -v openssl')) === '') die('skip openssl CLI missing');
 if (!str_contains((string) shell_exec('ldd "$(command -v redis-server)" 2>&1'), 'libssl')) die('skip redis-server built without TLS');
 ?>

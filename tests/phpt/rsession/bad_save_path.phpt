@@ -27,7 +27,7 @@ Warning: session_start(): rsession: save_path "redis://h?timeout_ms=abc": timeou
 Warning: session_start(): Failed to initialize storage module: rsession (path: redis://h?timeout_ms=abc) in %s on line %d
 bool(false)
 
-Warning: session_start(): rsession: save_path "ftp://x": unknown scheme; use an absolute directory, file://, redis://, rediss://, redis+unix://, memcached://, pgsql://, postgresql:// or mysql:// in %s on line %d
+Warning: session_start(): rsession: save_path "ftp://x": unknown scheme; use an absolute directory, file://, redis://, rediss://, redis+unix://, redis-cluster://, rediss-cluster://, redis-sentinel://, memcached://, pgsql://, postgresql:// or mysql:// in %s on line %d
 
 Warning: session_start(): Failed to initialize storage module: rsession (path: ftp://x) in %s on line %d
 bool(false)

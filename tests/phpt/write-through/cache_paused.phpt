@@ -5,7 +5,7 @@ write-through
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 21298;
+$port = free_port();
 $pidFile = start_private_memcached($port);
 $pid = (int) file_get_contents($pidFile);
 [$path, $store] = wt_paths('paused', $port);

@@ -5,7 +5,7 @@ write-through
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 21296;
+$port = free_port();
 $pid = start_private_memcached($port);
 [$path, $store] = wt_paths('flush', $port);
 $dir = fresh_dir('wt-flush');

@@ -5,7 +5,7 @@ write-through
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 21299;
+$port = free_port();
 $pidFile = start_private_memcached($port);
 [$path, $store] = wt_paths('lost', $port);
 $prefix = 'phpt-wt:lost:' . getmypid() . ':';

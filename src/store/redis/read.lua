@@ -1,2 +1,0 @@
--- Reads the session without the lock. KEYS and ARGV as acquire.lua's.
-return load() or {}
