@@ -3,7 +3,7 @@ memcached: a single server stopped and restarted: warnings while down, then reco
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 21292;
+$port = free_port();
 $pid = start_private_memcached($port);
 ini_set('session.save_handler', 'rsession');
 session_save_path("memcached://127.0.0.1:$port?prefix=restart:&timeout_ms=" . 300 * slow() . '&connect_timeout_ms=' . 300 * slow());

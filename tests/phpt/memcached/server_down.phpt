@@ -3,7 +3,7 @@ memcached: one of two servers stopped: a warning, then sessions keep working on 
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 21291;
+$port = free_port();
 $pid = start_private_memcached($port);
 $live = getenv('RSESSION_TEST_MEMCACHED') ?: 'memcached://127.0.0.1:21211';
 ini_set('session.save_handler', 'rsession');

@@ -6,7 +6,7 @@ Redis: AUTH with a password and with an ACL user, db selection, prefix isolation
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 16392;
+$port = free_port();
 $pidFile = start_private_redis($port, ['--requirepass', 'sec%ret', '--user', 'alice', 'on', '>alicepw', '~*', '&*', '+@all']);
 ini_set('session.save_handler', 'rsession');
 ini_set('session.use_strict_mode', '0');
@@ -41,4 +41,4 @@ acl user: in-a-db0
 db 3: -
 prefix b: -
 wrong password: start failed
-Failed to read session data: rsession (path: redis://:nope@127.0.0.1:16392/0?prefix=a:)
+Failed to read session data: rsession (path: redis://:nope@127.0.0.1:%d/0?prefix=a:)

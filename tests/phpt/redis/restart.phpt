@@ -6,7 +6,7 @@ Redis: stopped and restarted under a running loop: warnings while down, then rec
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 16391;
+$port = free_port();
 $pidFile = start_private_redis($port);
 ini_set('session.save_handler', 'rsession');
 session_save_path("redis://127.0.0.1:$port?prefix=restart:&connect_timeout_ms=" . 200 * slow() . "&timeout_ms=" . 200 * slow());
@@ -52,7 +52,7 @@ array(0) {
 down: none ok, some failed
 bool(true)
 bool(true)
-session_start(): rsession: redis store: 127.0.0.1:16391: %s
+session_start(): rsession: redis store: 127.0.0.1:%d: %s
 restarted: some ok, none failed
 array(0) {
 }

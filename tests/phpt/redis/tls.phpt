@@ -9,7 +9,7 @@ if (!str_contains((string) shell_exec('ldd "$(command -v redis-server)" 2>&1'), 
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 16393;
+$port = free_port();
 $dir = fresh_dir('redis-tls-certs');
 // A private CA and a server certificate for 127.0.0.1, made for this run.
 $sh = 'cd ' . escapeshellarg($dir) . ' && '

@@ -5,7 +5,7 @@ write-through
 --FILE--
 <?php
 require __DIR__ . '/setup.inc';
-$port = 21283;
+$port = free_port();
 $pidFile = start_private_memcached($port);
 [$path, $store] = wt_paths('info', $port);
 ini_set('session.save_path', $path);

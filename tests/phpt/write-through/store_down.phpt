@@ -6,7 +6,7 @@ write-through
 <?php
 require __DIR__ . '/setup.inc';
 $ctl = getenv('RSESSION_TEST_PGSQL_CTL') ?: throw new RuntimeException('RSESSION_TEST_PGSQL_CTL is not set: run via make test');
-$port = 21300;
+$port = free_port();
 $pidFile = start_private_memcached($port);
 [$path, $store] = wt_paths('storedown', $port);
 $dir = fresh_dir('wt-storedown');
