@@ -1,7 +1,8 @@
 -- Takes the lock if free (or already ours: a retried call whose reply was
--- lost) and reads the session. KEYS: lock, session. ARGV: lock value,
--- lease ms. Returns {1, data, meta, last access, incarnation, generation,
--- user} or {0, lock value, pttl}.
+-- lost) and reads the session's small fields; the data comes from a plain
+-- HGET pipelined behind (no big string crosses Lua: see save.lua).
+-- KEYS: lock, session. ARGV: lock value, lease ms. Returns {1, meta, last
+-- access, incarnation, generation, user} or {0, lock value, pttl}.
 local cur = redis.call('GET', KEYS[1])
 if (not cur) or cur == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
@@ -9,7 +10,7 @@ if (not cur) or cur == ARGV[1] then
   local keep = 2 * tonumber(ARGV[2])
   local left = redis.call('PTTL', KEYS[2])
   if left >= 0 and left < keep then redis.call('PEXPIRE', KEYS[2], keep) end
-  local r = redis.call('HMGET', KEYS[2], 'd', 'm', 'a', 'i', 'g', 'u')
-  return {1, r[1], r[2], r[3], r[4], r[5], r[6]}
+  local r = redis.call('HMGET', KEYS[2], 'm', 'a', 'i', 'g', 'u')
+  return {1, r[1], r[2], r[3], r[4], r[5]}
 end
 return {0, cur, redis.call('PTTL', KEYS[1])}

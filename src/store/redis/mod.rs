@@ -4,8 +4,10 @@
 //! `<prefix>{<id>}:s` (a hash: `d` data, `m` metadata, `a` last access,
 //! `i` incarnation, `g` generation, `u` user; expiring with the session's
 //! idle timeout), `<prefix>{<id>}:l` (the lock: `<token hex>|<holder json>`,
-//! expiring with the lease) and `<prefix>{<id>}:w` (the wake list waiters
-//! block on). Every per-session step is one command or script on that one
+//! expiring with the lease), `<prefix>{<id>}:w` (the wake list waiters
+//! block on) and, for the instant of a write, `<prefix>{<id>}:n:<token>`
+//! (the data staged by a plain HSET, which the write script renames over
+//! the session: big strings never cross Lua). Every per-session step is one command or script on that one
 //! slot, so it goes to one node in one round trip, whatever the topology.
 //!
 //! The registry: `<prefix>u:<user>` is a set of that user's session ids
@@ -100,6 +102,10 @@ static LIST_ONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(LIST_ONE
 static KILL_ONE_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(KILL_ONE));
 static INDEX_ADD_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(INDEX_ADD));
 static RESTAMP_SCRIPT: LazyLock<Script> = LazyLock::new(|| Script::new(RESTAMP));
+
+/// Expiry of a staged write's data (see save.lua): far longer than the
+/// one pipeline it lives for.
+const STAGE_TTL_MS: &str = "60000";
 
 /// How often a lock wait retries this process's releases that failed.
 const RETRY_RELEASES: Duration = Duration::from_millis(100);
@@ -232,6 +238,14 @@ impl RedisStore {
     fn keys(&self, id: &SessionId) -> Keys {
         let session = self.key(id, "s");
         Keys { lock: self.key(id, "l"), slot: slots::key_slot(session.as_bytes()), session, wake: self.key(id, "w") }
+    }
+
+    /// `<prefix>{<id>}:n:<nonce>`: where one write stages its data. The
+    /// lock's token when there is one (a holder writes one at a time), so
+    /// a writer that lost its lock never stages into the next holder's key.
+    fn stage_key(&self, keys: &Keys, token: Option<LockToken>) -> String {
+        let nonce = token.unwrap_or_else(LockToken::random).hex();
+        [keys.session.strip_suffix('s').unwrap_or(&keys.session), "n:", &nonce].concat()
     }
 
     fn user_prefix(&self) -> String {
@@ -391,10 +405,16 @@ impl RedisStore {
         }
         loop {
             // Idempotent: a second copy finds the lock ours (cur == ARGV[1]).
+            // The data by a plain HGET behind the script (see acquire.lua);
+            // wasted when the lock is taken, but a waiter's wake-up then
+            // costs no second round trip.
             let mut acquire = Op::new(
                 keys.slot,
                 Resend::Idempotent,
-                vec![script(&ACQUIRE_SCRIPT, &[keys.lock.as_bytes(), keys.session.as_bytes()], &[value.as_bytes(), lease.as_bytes()])],
+                vec![
+                    script(&ACQUIRE_SCRIPT, &[keys.lock.as_bytes(), keys.session.as_bytes()], &[value.as_bytes(), lease.as_bytes()]),
+                    plain(&[b"HGET", keys.session.as_bytes(), b"d"]),
+                ],
             );
             acquire.wait_replicas = self.wait_replicas;
             let mut out = self.router.run(&[acquire, generation_op(&self.generation_key, self.generation_slot)]).into_iter();
@@ -404,13 +424,16 @@ impl RedisStore {
                 failed("acquire the lock", e)
             })?;
             *may_hold = true;
-            let Some(Reply::Array(reply)) = got.first().cloned() else {
+            let [Reply::Array(reply), data, ..] = &mut got[..] else {
                 return Err(backend(&self.router.describe(), "acquire the lock: unexpected reply"));
             };
+            let (mut reply, data) = (std::mem::take(reply), std::mem::replace(data, Reply::Nil));
             if matches!(reply.first(), Some(Reply::Int(1))) {
                 self.check_acks(&mut got, "the lock", id);
                 let current = self.generation_of(generation)?;
-                let loaded = Self::loaded(id, reply.get(1..).unwrap_or(&[]), current)?;
+                // Fields d, m, a, i, g, u, as a plain read has them.
+                reply[0] = data;
+                let loaded = Self::loaded(id, &reply, current)?;
                 let record = self.settle(id, &keys, loaded)?;
                 self.keep_alive(&keys.lock, &token, Some(req.ttl));
                 return Ok(Locked::Acquired { token, record });
@@ -703,42 +726,65 @@ impl Store for RedisStore {
         let user = put.meta.user.as_deref().unwrap_or("");
         let local = self.registry_local;
         let known = if local { String::new() } else { self.known_generation()?.to_string() };
-        let args: [&[u8]; 13] = [
-            token.as_bytes(),
-            mode,
-            data,
-            &meta,
-            ttl.as_bytes(),
-            if release { b"1" } else { b"0" },
-            fence.as_bytes(),
-            incarnation.as_bytes(),
-            user.as_bytes(),
-            now.as_bytes(),
-            user_prefix.as_bytes(),
-            id.as_str().as_bytes(),
-            known.as_bytes(),
-        ];
-        let mut key_list = vec![keys.lock.as_bytes(), keys.session.as_bytes(), keys.wake.as_bytes()];
-        if local {
-            key_list.push(self.generation_key.as_bytes());
-        }
-        // Never sent twice: a second copy could find the first one's
-        // release and report a write that landed as a lost lock.
-        let mut write = Op::new(keys.slot, Resend::Never, vec![script(&SAVE_SCRIPT, &key_list, &args)]);
-        write.wait_replicas = self.wait_replicas;
-        let mut ops = vec![write];
-        let index = (!local && !user.is_empty()).then(|| self.index_key(user.as_bytes()));
-        if !local {
-            ops.push(generation_op(&self.generation_key, self.generation_slot));
-            if let Some((key, slot)) = &index {
-                let add = script(&INDEX_ADD_SCRIPT, &[key], &[id.as_str().as_bytes(), ttl.as_bytes()]);
-                ops.push(Op::new(*slot, Resend::Idempotent, vec![add]));
+        // The data goes in by a plain HSET into a key of this write alone
+        // (see save.lua); an access moves no data, and names the session.
+        let mut inline = false;
+        let (written, generation, indexed) = loop {
+            let staged = matches!(put.what, Save::Write(_)) && !inline;
+            let stage = if staged { self.stage_key(&keys, put.lock.token()) } else { keys.session.clone() };
+            let mut args: Vec<&[u8]> = vec![
+                token.as_bytes(),
+                mode,
+                &meta,
+                ttl.as_bytes(),
+                if release { b"1" } else { b"0" },
+                fence.as_bytes(),
+                incarnation.as_bytes(),
+                user.as_bytes(),
+                now.as_bytes(),
+                user_prefix.as_bytes(),
+                id.as_str().as_bytes(),
+                known.as_bytes(),
+            ];
+            if inline {
+                args.push(data);
             }
-        }
-        let mut out = self.router.run(&ops).into_iter();
-        let written = out.next().expect("one outcome per op");
-        let generation = out.next();
-        let indexed = out.next();
+            let mut key_list = vec![keys.lock.as_bytes(), keys.session.as_bytes(), keys.wake.as_bytes(), stage.as_bytes()];
+            if local {
+                key_list.push(self.generation_key.as_bytes());
+            }
+            let mut cmds = Vec::with_capacity(3);
+            if staged {
+                // Its own expiry, should the script never run (a broken connection).
+                cmds.push(plain(&[b"HSET", stage.as_bytes(), b"d", data]));
+                cmds.push(plain(&[b"PEXPIRE", stage.as_bytes(), STAGE_TTL_MS.as_bytes()]));
+            }
+            cmds.push(Cmd::Script { script: &SAVE_SCRIPT, keys: key_list, args });
+            // Never sent twice: a second copy could find the first one's
+            // release and report a write that landed as a lost lock.
+            let mut write = Op::new(keys.slot, Resend::Never, cmds);
+            write.wait_replicas = self.wait_replicas;
+            write.busy_fails = staged && !local;
+            let mut ops = vec![write];
+            let index = (!local && !user.is_empty()).then(|| self.index_key(user.as_bytes()));
+            if !local {
+                ops.push(generation_op(&self.generation_key, self.generation_slot));
+                if let Some((key, slot)) = &index {
+                    let add = script(&INDEX_ADD_SCRIPT, &[key], &[id.as_str().as_bytes(), ttl.as_bytes()]);
+                    ops.push(Op::new(*slot, Resend::Idempotent, vec![add]));
+                }
+            }
+            let mut out = self.router.run(&ops).into_iter();
+            let written = out.next().expect("one outcome per op");
+            // A slot being migrated, the stage on the importing node and
+            // the session still on this one: the script did not run. Again
+            // with the data inline, which such a node takes.
+            if matches!(&written, Err(OpError { error: resp::Error::Server(m), .. }) if staged && m.starts_with("TRYAGAIN")) {
+                inline = true;
+                continue;
+            }
+            break (written, out.next(), out.next());
+        };
         let mut written = replies("write", written);
         if let Ok(r) = &mut written {
             if self.check_acks(r, "the write", id) && release {
@@ -747,7 +793,7 @@ impl Store for RedisStore {
                 }
             }
         }
-        let verdict = written.and_then(|r| match r.into_iter().next() {
+        let verdict = written.and_then(|mut r| match r.pop() {
             Some(Reply::Array(r)) => self.settle_write(id, &keys, &r, &incarnation, generation, indexed),
             _ => Err(backend(&self.router.describe(), "write: unexpected reply")),
         });

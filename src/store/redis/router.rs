@@ -54,11 +54,15 @@ pub struct Op<'a> {
     /// `WAIT` for this many replicas after the commands; the op's replies
     /// then end with the fewest replicas any of its writes reached.
     pub wait_replicas: u32,
+    /// A TRYAGAIN (a slot being migrated, the keys split between two
+    /// nodes) ends the op at once rather than being waited out: the caller
+    /// has another way.
+    pub busy_fails: bool,
 }
 
 impl<'a> Op<'a> {
     pub fn new(slot: u16, resend: Resend, cmds: Vec<Cmd<'a>>) -> Op<'a> {
-        Op { slot, cmds, resend, block: None, wait_replicas: 0 }
+        Op { slot, cmds, resend, block: None, wait_replicas: 0, busy_fails: false }
     }
 }
 
@@ -605,6 +609,7 @@ impl Router {
                             learnt.refresh = true;
                         }
                         Verdict::Ask(node) => s.ask = Some(node),
+                        Verdict::BackOff { .. } if op.busy_fails && m.starts_with("TRYAGAIN") => failure = Some(m.clone()),
                         Verdict::BackOff { refresh } => {
                             learnt.back_off = true;
                             learnt.refresh |= refresh;

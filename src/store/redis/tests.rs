@@ -85,6 +85,7 @@ on_every_topology! {
     zero_wait_fails_at_once_and_names_the_holder
     dead_holder_frees_within_its_lease
     large_sessions_pass_whole_and_their_buffers_are_let_go
+    staged_writes_leave_nothing_behind_and_waiters_read_them_whole
     scripts_are_sent_again_after_the_server_forgot_them
     a_server_error_is_reported_and_the_connection_stays_in_step
     registry
@@ -498,6 +499,42 @@ fn large_sessions_pass_whole_and_their_buffers_are_let_go(on: On) {
     assert!(read_buf <= 256 * 1024 && write_buf <= 256 * 1024, "{read_buf} {write_buf}");
 }
 
+/// The data is staged in a key of each write and renamed over the session
+/// (save.lua): a write that lands, one that lost its lock and one over a
+/// killed session each leave no staged key; a waiter woken by the release
+/// (the acquire script, the data read beside it) gets the data whole.
+fn staged_writes_leave_nothing_behind_and_waiters_read_them_whole(on: On) {
+    let (mut a, mut b) = (open(on, "staged"), open(on, "staged"));
+    let s = id("abc");
+    let keys = a.keys(&s);
+    let big: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let gone = |a: &mut RedisStore, token: LockToken| {
+        let stage = a.stage_key(&keys, Some(token));
+        assert_eq!(command(a, &[b"EXISTS", stage.as_bytes()]), Reply::Int(0), "{stage} is left");
+    };
+    let Locked::Acquired { token, record: None } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
+    let waiter = std::thread::spawn(move || {
+        let Locked::Acquired { token, record } = b.lock_and_read(&id("abc"), &req(5000, 5000)).unwrap() else { panic!() };
+        (b, token, record)
+    });
+    std::thread::sleep(Duration::from_millis(200));
+    a.save(&s, &put(Save::Write(&big), &meta(), TTL, LockUse::Release(token))).unwrap();
+    gone(&mut a, token);
+    let (mut b, t2, record) = waiter.join().unwrap();
+    let rec = record.expect("the waiter reads the session");
+    assert!(rec.data == big, "the waiter read {} bytes", rec.data.len());
+    // The first holder writes again under its old token: refused, unstaged.
+    assert!(matches!(a.save(&s, &put(Save::Write(b"late"), &meta(), TTL, LockUse::Release(token))), Err(StoreError::LockLost)));
+    gone(&mut a, token);
+    // Killed (destroyed by another request) while held: the holder's write
+    // is refused, unstaged.
+    assert!(a.destroy(&s).unwrap());
+    let p = Put { existed: true, ..put(Save::Write(b"after kill"), &rec.meta, TTL, LockUse::Release(t2)) };
+    assert!(matches!(b.save(&s, &p), Err(StoreError::Killed)));
+    gone(&mut b, t2);
+    assert!(!a.exists(&s).unwrap());
+}
+
 fn scripts_are_sent_again_after_the_server_forgot_them(on: On) {
     let (mut a, mut b) = (open(on, "noscript"), open(on, "noscript"));
     let s = id("abc");
@@ -824,6 +861,8 @@ fn cluster_a_lock_is_freed_on_a_slot_being_migrated() {
             c.query_one(&[b"CLUSTER", b"SETSLOT", slot.as_bytes(), b"STABLE"]).unwrap();
         }
         freed.unwrap_or_else(|e| panic!("release_by_write={release_by_write}: {e}"));
+        let written = if release_by_write { b"y" } else { b"x" };
+        assert_eq!(read_data(&mut a, &s).as_deref(), Some(&written[..]));
         assert_eq!(src.query_one(&[b"EXISTS", keys.lock.as_bytes()]).unwrap(), Reply::Int(0), "the lock is gone");
         let left = src.query_one(&[b"LLEN", keys.wake.as_bytes()]).unwrap();
         assert_eq!(left, Reply::Int(1), "one wake-up is left for the next waiter");
