@@ -234,22 +234,26 @@ stop_mysql() {
   rm -f "$RUN/mysql.pid"
 }
 
-stop() {
+# Stops the servers of these pid files and waits for them to be gone: a
+# server started right after must not find the port still held (memcached
+# -d would then die after forking, while wait_port saw the old one answer).
+stop_pidfiles() {
   local f pid pids=()
-  stop_pgsql
-  stop_mysql
-  for f in "$RUN"/redis.pid "$RUN"/memcached-*.pid "$RUN"/cluster/*.pid "$RUN"/sentinel/*.pid; do
+  for f in "$@"; do
     [ -f "$f" ] || continue
     pid=$(cat "$f")
     kill "$pid" 2>/dev/null && pids+=("$pid")
     rm -f "$f"
   done
-  # Wait for them to be gone: a server started right after must not find
-  # the port still held (memcached -d would then die after forking, while
-  # wait_port saw the old one answer).
   for pid in "${pids[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
   done
+}
+
+stop() {
+  stop_pgsql
+  stop_mysql
+  stop_pidfiles "$RUN"/redis.pid "$RUN"/memcached-*.pid "$RUN"/cluster/*.pid "$RUN"/sentinel/*.pid
   [ "${1:-}" = quiet ] || echo "services stopped"
 }
 
@@ -262,5 +266,10 @@ case "${1:-}" in
   start-pgsql) start_pgsql ;;
   stop-mysql) stop_mysql ;;
   start-mysql) start_mysql ;;
-  *) echo "usage: $0 start|stop|stop-pgsql|start-pgsql|stop-mysql|start-mysql" >&2; exit 2 ;;
+  # A cluster or a Sentinel set alone (make soak, make bench: on their own
+  # ports, RSESSION_CLUSTER_PORTS etc., under their own RSESSION_RUN_DIR).
+  start-cluster) start_cluster ;;
+  start-sentinel) start_sentinel ;;
+  stop-cluster | stop-sentinel) stop_pidfiles "$RUN/${1#stop-}"/*.pid ;;
+  *) echo "usage: $0 start|stop|stop-pgsql|start-pgsql|stop-mysql|start-mysql|start-cluster|stop-cluster|start-sentinel|stop-sentinel" >&2; exit 2 ;;
 esac

@@ -10,8 +10,9 @@ OUT=.run/bench; rm -rf "$OUT"; mkdir -p "$OUT"
 SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 # BENCH_STORES narrows the run to some stores (files redis memcached pgsql
-# mysql) and fpm (php-fpm under nginx: php/bench/fpm.sh).
-ALL_STORES="files redis memcached pgsql mysql fpm"
+# mysql), cluster (a private Redis Cluster: php/bench/cluster.sh) and fpm
+# (php-fpm under nginx: php/bench/fpm.sh).
+ALL_STORES="files redis memcached pgsql mysql cluster fpm"
 BENCH_STORES=${BENCH_STORES:-$ALL_STORES}
 want() { [[ " $BENCH_STORES " == *" $1 "* ]]; }
 # A narrowed run keeps the other stores' figures of the last run
@@ -141,6 +142,7 @@ for store in files redis memcached pgsql mysql; do
 done
 echo
 
+want cluster && php/bench/cluster.sh "$SO"
 want fpm && php/bench/fpm.sh "$SO"
 
 php -n php/bench/report.php "$OUT" bench

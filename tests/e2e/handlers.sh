@@ -11,6 +11,8 @@
 E2E_HANDLERS_DEFAULT="rsession-files rsession-files-timeout rsession-files-readonly files
   rsession-redis phpredis phpredis-nolock rsession-memcached php-memcached
   rsession-pgsql rsession-mysql"
+# Redis Cluster and Sentinel: private sets of their own (lib.sh).
+E2E_HANDLERS_DEFAULT+=" rsession-redis-cluster rsession-redis-sentinel"
 
 # Lock wait granted to the peers, matched to rsession.lock_wait_ms so that
 # all handlers get the same patience (defaults noted in the report).
@@ -37,6 +39,8 @@ handler_needs() {
     *-readonly) handler_needs "${1%-readonly}" ;;
     rsession-files) echo "store:files" ;;
     rsession-redis) echo "store:redis service:redis" ;;
+    rsession-redis-cluster) echo "store:redis-cluster service:cluster" ;;
+    rsession-redis-sentinel) echo "store:redis-sentinel service:sentinel" ;;
     rsession-memcached) echo "store:memcached service:memcached" ;;
     rsession-pgsql) echo "store:pgsql service:pgsql" ;;
     rsession-mysql) echo "store:mysql service:mysql" ;;
@@ -65,6 +69,13 @@ handler_ini() {
     rsession-redis)
       printf 'session.save_handler = rsession\nsession.save_path = "redis://127.0.0.1:%s?prefix=e2e_%s:"\n' \
         "$E2E_REDIS_PORT" "$tag" ;;
+    rsession-redis-cluster)
+      printf 'session.save_handler = rsession\nsession.save_path = "redis-cluster://%s?prefix=e2e_%s:"\n' \
+        "$(printf '127.0.0.1:%s,' $E2E_CLUSTER_PORTS | sed 's/,$//')" "$tag" ;;
+    rsession-redis-sentinel)
+      # The passwords and master name tests/services.sh gives the set.
+      printf 'session.save_handler = rsession\nsession.save_path = "redis-sentinel://:rsession-data@%s/rsession?sentinel_password=rsession-sentinel&prefix=e2e_%s:"\n' \
+        "$(printf '127.0.0.1:%s,' $E2E_SENTINEL_PORTS | sed 's/,$//')" "$tag" ;;
     rsession-memcached)
       printf 'session.save_handler = rsession\nsession.save_path = "memcached://127.0.0.1:%s,127.0.0.1:%s?prefix=e2e_%s:"\n' \
         "$m1" "$m2" "$tag" ;;
@@ -126,5 +137,7 @@ handler_note() {
     files) echo "PHP's stock files handler (flock, no wait limit)." ;;
     rsession-pgsql) echo "PostgreSQL 15 (advisory locks), private server; the connection is the lease." ;;
     rsession-mysql) echo "MariaDB 10.11 (GET_LOCK), private server; the connection is the lease." ;;
+    rsession-redis-cluster) echo "Redis Cluster, 3 masters + 3 replicas (private); sessions spread over the masters." ;;
+    rsession-redis-sentinel) echo "Redis Sentinel: a master, its replica, three sentinels (private)." ;;
   esac
 }

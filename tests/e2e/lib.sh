@@ -6,6 +6,11 @@ E2E_REDIS_PORT=${E2E_REDIS_PORT:-26379}     # private redis-server
 E2E_MEMCACHED_PORTS=(${E2E_MEMCACHED_PORTS:-31211 31212})
 E2E_PG_PORT=${E2E_PG_PORT:-35432}           # private PostgreSQL
 E2E_MYSQL_PORT=${E2E_MYSQL_PORT:-33306}     # private MariaDB
+# Private Redis Cluster (3 masters + 3 replicas; each also uses port+10000)
+# and Sentinel set (master, replica; three sentinels), by tests/services.sh.
+E2E_CLUSTER_PORTS=${E2E_CLUSTER_PORTS:-27001 27002 27003 27004 27005 27006}
+E2E_SENTINEL_DATA_PORTS=${E2E_SENTINEL_DATA_PORTS:-27101 27102}
+E2E_SENTINEL_PORTS=${E2E_SENTINEL_PORTS:-27201 27202 27203}
 E2E_WORKERS=${E2E_WORKERS:-12}              # php-fpm pm.max_children (static)
 E2E_LOCK_WAIT_MS=${E2E_LOCK_WAIT_MS:-10000} # lock wait granted to every handler
 PHP_FPM=${PHP_FPM:-php-fpm8.2}
@@ -64,7 +69,7 @@ services_start() {
   service_up redis
   service_up memcached
   local db
-  for db in ${E2E_NEED_SQL:-}; do service_up "$db"; done
+  for db in ${E2E_NEED_SQL:-} ${E2E_NEED_REDIS_SETS:-}; do service_up "$db"; done
   cat > "$RUN/services.env" <<ENV
 export RSESSION_TEST_REDIS=redis://127.0.0.1:$E2E_REDIS_PORT
 export RSESSION_TEST_MEMCACHED=memcached://127.0.0.1:${E2E_MEMCACHED_PORTS[0]}
@@ -80,10 +85,23 @@ sql_service() { # start|stop pgsql|mysql
     "$ROOT/tests/services.sh" "$1-$2" >> "$RUN/services/$2.out" 2>&1
 }
 
-# service_up redis|memcached|pgsql|mysql: starts our private instance(s).
+# The cluster and the Sentinel set, by tests/services.sh on our ports.
+redis_set_service() { # start|stop cluster|sentinel
+  RSESSION_RUN_DIR=$RUN/services RSESSION_CLUSTER_PORTS="$E2E_CLUSTER_PORTS" \
+    RSESSION_SENTINEL_DATA_PORTS="$E2E_SENTINEL_DATA_PORTS" RSESSION_SENTINEL_PORTS="$E2E_SENTINEL_PORTS" \
+    "$ROOT/tests/services.sh" "$1-$2" >> "$RUN/services/$2.out" 2>&1
+}
+
+# service_up redis|memcached|pgsql|mysql|cluster|sentinel: starts our private instance(s).
 service_up() {
   local p
   case $1 in
+    cluster | sentinel)
+      for p in $([ "$1" = cluster ] && echo "$E2E_CLUSTER_PORTS" || echo "$E2E_SENTINEL_DATA_PORTS $E2E_SENTINEL_PORTS"); do
+        port_free "$p" || die "port $p of the $1 is taken (set E2E_CLUSTER_PORTS / E2E_SENTINEL_DATA_PORTS / E2E_SENTINEL_PORTS)"
+      done
+      redis_set_service start "$1" || die "the $1 did not start (see $RUN/services/$1.out)"
+      ;;
     pgsql | mysql)
       port_free "$([ "$1" = pgsql ] && echo "$E2E_PG_PORT" || echo "$E2E_MYSQL_PORT")" ||
         die "port of $1 is taken (set E2E_PG_PORT / E2E_MYSQL_PORT)"
@@ -114,6 +132,7 @@ service_down() {
   local f p
   case $1 in
     pgsql | mysql) sql_service stop "$1" ;;
+    cluster | sentinel) redis_set_service stop "$1" ;;
     redis) stop_pidfile "$RUN/services/redis.pid"
       for ((p = 0; p < 100; p++)); do port_free "$E2E_REDIS_PORT" && break; sleep 0.05; done ;;
     memcached)
@@ -131,6 +150,8 @@ services_stop() {
   done
   [ -f "$RUN/services/pgsql/postmaster.pid" ] && sql_service stop pgsql
   [ -f "$RUN/services/mysql.pid" ] && sql_service stop mysql
+  [ -d "$RUN/services/cluster" ] && redis_set_service stop cluster
+  [ -d "$RUN/services/sentinel" ] && redis_set_service stop sentinel
   return 0
 }
 

@@ -151,6 +151,7 @@ async def worker(idx, args, sessions, stats, start, deadline, timeline):
             if kind == "write":
                 s["writes_ok"] += 1
                 s["values"].append(n)
+                s["acked"].append((n, time.time()))
                 s["lat_write"].append(dt)
             else:
                 s["reads_ok"] += 1
@@ -163,7 +164,7 @@ async def worker(idx, args, sessions, stats, start, deadline, timeline):
 async def run(args):
     sessions = args.sessions.split(",")
     stats = {sid: {"requests": 0, "writes_ok": 0, "reads_ok": 0, "unknown": 0, "errors": {},
-                   "values": [], "max_read": 0, "lat_write": [], "lat_read": [],
+                   "values": [], "acked": [], "max_read": 0, "lat_write": [], "lat_read": [],
                    "lat_read_ini": []} for sid in sessions}
     start = time.monotonic()
     start_wall = time.time()
@@ -180,6 +181,9 @@ async def run(args):
     lat_w, lat_r, lat_ri = [], [], []
     for sid, s in stats.items():
         values = s.pop("values")
+        acked = s.pop("acked")
+        if args.keep_values:
+            s["acked"] = acked
         dups = len(values) - len(set(values))
         lat_w += s.pop("lat_write")
         lat_r += s.pop("lat_read")
@@ -230,6 +234,8 @@ def main():
     r.add_argument("--mix", type=parse_mix, default=parse_mix("inc:83,slow:2,ro:15"))
     r.add_argument("--seed", type=int, default=1)
     r.add_argument("--out")
+    r.add_argument("--keep-values", action="store_true",
+                   help="list every acknowledged counter value with its wall time")
     g = sub.add_parser("get")
     g.add_argument("path")
     g.add_argument("--cookie", required=True)

@@ -152,15 +152,17 @@ main() {
   trap cleanup EXIT
   trap 'exit 130' INT TERM
   local h need_redis=0 need_mc=0
-  E2E_NEED_SQL=""
+  E2E_NEED_SQL="" E2E_NEED_REDIS_SETS=""
   for h in $E2E_HANDLERS $(faults_handlers); do
     [ -n "$(skip_reason "$h")" ] && continue
     needs_service "$h" redis && need_redis=1
     needs_service "$h" memcached && need_mc=1
     needs_service "$h" pgsql && [[ $E2E_NEED_SQL != *pgsql* ]] && E2E_NEED_SQL+=" pgsql"
     needs_service "$h" mysql && [[ $E2E_NEED_SQL != *mysql* ]] && E2E_NEED_SQL+=" mysql"
+    needs_service "$h" cluster && [[ $E2E_NEED_REDIS_SETS != *cluster* ]] && E2E_NEED_REDIS_SETS+=" cluster"
+    needs_service "$h" sentinel && [[ $E2E_NEED_REDIS_SETS != *sentinel* ]] && E2E_NEED_REDIS_SETS+=" sentinel"
   done
-  if [ $need_redis = 1 ] || [ $need_mc = 1 ] || [ -n "$E2E_NEED_SQL" ]; then services_start; fi
+  if [ $need_redis = 1 ] || [ $need_mc = 1 ] || [ -n "$E2E_NEED_SQL$E2E_NEED_REDIS_SETS" ]; then services_start; fi
   nginx_start
   local t0=$SECONDS
   for h in $E2E_HANDLERS; do run_handler "$h"; done
@@ -186,7 +188,10 @@ serve() {
   E2E_NEED_SQL=""
   needs_service "$name" pgsql && E2E_NEED_SQL=pgsql
   needs_service "$name" mysql && E2E_NEED_SQL=mysql
-  if needs_service "$name" redis || needs_service "$name" memcached || [ -n "$E2E_NEED_SQL" ]; then services_start; fi
+  E2E_NEED_REDIS_SETS=""
+  needs_service "$name" cluster && E2E_NEED_REDIS_SETS=cluster
+  needs_service "$name" sentinel && E2E_NEED_REDIS_SETS=sentinel
+  if needs_service "$name" redis || needs_service "$name" memcached || [ -n "$E2E_NEED_SQL$E2E_NEED_REDIS_SETS" ]; then services_start; fi
   nginx_start
   fpm_start "$RUN/$name" "$(handler_ini "$name" "$RUN/$name")"
   log "serving $name on http://127.0.0.1:$E2E_PORT/{inc,slow,ro,count}.php (Ctrl-C stops)"

@@ -632,6 +632,7 @@ impl Router {
                 }
             }
         }
+        let mut short = false;
         if op.wait_replicas > 0 {
             let r = conn.receive(false)?;
             expected -= 1;
@@ -639,13 +640,18 @@ impl Router {
                 if !stopped {
                     s.acks = Some(s.acks.map_or(n, |a| a.min(n)));
                 }
+                short = n < i64::from(op.wait_replicas);
             }
         }
         debug_assert_eq!(expected, 0);
         if let Some((slot, node)) = redirected {
             self.moved(slot, node);
         }
-        if demoted {
+        // A Sentinel's master that reaches too few replicas may have been
+        // deposed without knowing it yet (it answers READONLY only once the
+        // sentinels reconfigure it, up to seconds later, and each WAIT until
+        // then costs timeout_ms): ask the sentinels again.
+        if demoted || (short && self.check_role) {
             self.suspect();
         }
         if let Some(m) = failure {

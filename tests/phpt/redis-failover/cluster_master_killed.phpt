@@ -47,7 +47,7 @@ pause(2);
 touch("$signals/stop");
 elapsed();
 $sum = collect_loops($children, $ids, $path);
-echo 'loops ended promptly: ', var_export(elapsed() < 10 * slow(), true), "\n";
+ended_promptly($sum, 10 * slow());
 judge_loops($sum, $ids, ['phase-1-handover', 'phase-2-recovery']);
 ?>
 --EXPECT--
