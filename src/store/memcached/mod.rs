@@ -55,7 +55,7 @@ use md5::{Digest, Md5};
 use parking_lot::Mutex;
 
 use self::proto::{Reply, read_reply};
-use super::lease::{self, LeaseKeeper};
+use super::lease::{self, Job, LeaseKeeper};
 use super::net::{self, Deadline, Resend};
 use super::spin::Spinner;
 use super::{
@@ -583,9 +583,11 @@ impl MemcachedStore {
 }
 
 /// Renews locks from the lease thread, on its own connections.
-fn toucher(leases: Leases, timeout: Duration) -> impl FnMut(&str, &str, Duration) -> bool + Send {
+fn toucher(leases: Leases, timeout: Duration) -> impl FnMut(Job<'_>) -> bool + Send {
     let mut conns: HashMap<String, Conn> = HashMap::new();
-    move |key, server, ttl| {
+    move |job| {
+        // Releases are never handed over: memcached's locks are freed by the request.
+        let Job::Renew { key, context: server, ttl } = job else { return true };
         let Some(lease) = leases.lock().get(key).cloned() else { return true }; // released meanwhile
         let mut lease = lease.lock();
         if lease.ended {
@@ -1748,7 +1750,8 @@ mod tests {
         // A's renewal runs now, as a late tick would.
         let srv = a.server_for(&s).unwrap();
         let mut tick = toucher(a.leases.clone(), a.timeout);
-        assert!(!tick(&lock_key, &a.servers[srv].name, Duration::from_secs(60)), "not A's lock to renew");
+        let renew = Job::Renew { key: &lock_key, context: &a.servers[srv].name, ttl: Duration::from_secs(60) };
+        assert!(!tick(renew), "not A's lock to renew");
         let r = probe(&mut b, &s, format!("mg {lock_key} t\r\n"));
         assert!(r.flag('t').unwrap() <= 3, "B's lock was extended by A: {r:?}");
         b.unlock(&s, token).unwrap();

@@ -58,7 +58,7 @@ use std::sync::LazyLock;
 use std::time::{Duration, Instant};
 
 use self::router::{Cmd, Op, OpError, Outcome, Router};
-use super::lease::{self, LeaseKeeper};
+use super::lease::{self, Job, LeaseKeeper};
 use super::net::Resend;
 use super::resp::{self, Script};
 use super::{
@@ -503,13 +503,21 @@ impl RedisStore {
         released.map(|_| ())
     }
 
+    /// Retried by this process's next requests, and by the lease thread
+    /// meanwhile (the process may serve none for a while).
     fn retry_release(&mut self, keys: &Keys, token: &str, lost: bool) {
-        match self.unreleased.iter_mut().find(|u| u.keys.lock == keys.lock && u.token == token) {
-            Some(u) => u.lost |= lost,
+        let u = match self.unreleased.iter().position(|u| u.keys.lock == keys.lock && u.token == token) {
+            Some(i) => &mut self.unreleased[i],
             None => {
                 let until = Instant::now() + self.last_lease;
-                self.unreleased.push(Unreleased { keys: keys.clone(), token: token.to_string(), until, lost });
+                self.unreleased.push(Unreleased { keys: keys.clone(), token: token.to_string(), until, lost: false });
+                self.unreleased.last_mut().expect("just pushed")
             }
+        };
+        u.lost |= lost;
+        let (until, lost) = (u.until, u.lost);
+        if let Some(keeper) = self.renewer.as_ref() {
+            keeper.release_later(keys.lock.clone(), token.to_string(), until, lost);
         }
     }
 
@@ -611,8 +619,15 @@ fn release_op<'a>(keys: &'a Keys, token: &'a str) -> Op<'a> {
 /// keeps the session's hash from expiring while the lock is held. True when
 /// Redis ran the renewal (a lock no longer ours is not renewed, and that is
 /// no failure); false when it could not be reached or refused to run it.
-fn renewer(mut router: Router) -> impl FnMut(&str, &str, Duration) -> bool + Send {
-    move |lock_key, token, ttl| {
+fn renewer(mut router: Router) -> impl FnMut(Job<'_>) -> bool + Send {
+    move |job| {
+        let (lock_key, token, ttl) = match job {
+            Job::Renew { key, context, ttl } => (key, context, ttl),
+            Job::Release { key, context } => {
+                let keys = Keys { lock: key.to_string(), session: sibling(key, "s"), wake: sibling(key, "w"), slot: slots::key_slot(key.as_bytes()) };
+                return router.run(&[release_op(&keys, context)]).pop().is_some_and(|o| o.is_ok());
+            }
+        };
         let session_key = sibling(lock_key, "s");
         let ttl = millis(ttl).to_string();
         let op = Op::new(

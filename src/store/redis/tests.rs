@@ -6,6 +6,7 @@
 use super::*;
 use crate::config::StoreConfig;
 use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req, write, write_for};
+use crate::store::lease::Job;
 use crate::store::{LockUse, UserChange};
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -317,11 +318,35 @@ fn the_renewer_says_whether_it_reached_redis() {
     let mut renew = renewer(a.router.sibling());
     let lock_key = a.key(&s, "l");
     let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 5000)).unwrap() else { panic!() };
-    assert!(renew(&lock_key, &token.hex(), Duration::from_secs(5)));
+    let hex = token.hex();
+    let job = || Job::Renew { key: &lock_key, context: &hex, ttl: Duration::from_secs(5) };
+    assert!(renew(job()));
     a.unlock(&s, token).unwrap();
-    assert!(renew(&lock_key, &token.hex(), Duration::from_secs(5)), "a lock no longer ours is no failure");
+    assert!(renew(job()), "a lock no longer ours is no failure");
     let down = config_of("redis://127.0.0.1:1?connect_timeout_ms=100");
-    assert!(!renewer(Router::new(&down))(&lock_key, &token.hex(), Duration::from_secs(5)));
+    assert!(!renewer(Router::new(&down))(job()));
+}
+
+/// A release that failed (its node went away) is retried by the lease
+/// thread, without another request of this process: token-checked, and
+/// the waiters are woken.
+#[test]
+fn the_lease_thread_frees_a_lock_whose_release_failed() {
+    let (mut a, mut b) = (store("laterfree"), store("laterfree"));
+    let s = id("abc");
+    let Locked::Acquired { token, .. } = a.lock_and_read(&s, &req(0, 10_000)).unwrap() else { panic!() };
+    // As when the release's node could not be reached.
+    let keys = a.keys(&s);
+    a.retry_release(&keys, &token.hex(), false);
+    let waited = Instant::now();
+    let Locked::Acquired { token: t2, .. } = b.lock_and_read(&s, &req(3000, 10_000)).unwrap() else { panic!("still held") };
+    assert!(waited.elapsed() < Duration::from_secs(2), "freed by the thread, not the 10 s lease: {:?}", waited.elapsed());
+    // Token-checked: the thread's later retries leave b's lock alone.
+    let other = LockToken::random();
+    a.retry_release(&keys, &other.hex(), true);
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(b.lock_holder(&s).unwrap().is_some(), "another's lock was freed");
+    b.unlock(&s, t2).unwrap();
 }
 
 fn the_lease_keeps_a_held_session_from_expiring(on: On) {
