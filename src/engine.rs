@@ -32,7 +32,7 @@ static STORES: Mutex<Option<(u32, HashMap<StoreConfig, SharedStore>)>> = Mutex::
 
 /// Returns this process's store for `config`, opening it on first use.
 pub fn shared_store(config: &StoreConfig) -> Result<SharedStore, StoreError> {
-    let pid = std::process::id();
+    let pid = crate::pid::current();
     let mut guard = STORES.lock();
     if guard.as_ref().is_some_and(|(p, _)| *p != pid) {
         // Inherited across fork: forget, never drop (dropping would release
@@ -92,7 +92,7 @@ thread_local! {
 fn request<T>(f: impl FnOnce(&mut Request) -> T) -> T {
     REQUEST.with(|r| {
         let mut r = r.borrow_mut();
-        let pid = std::process::id();
+        let pid = crate::pid::current();
         if r.pid != pid {
             let inherited = std::mem::replace(&mut *r, Request { pid, ..Request::default() });
             std::mem::forget(inherited.held);
@@ -264,7 +264,7 @@ impl Engine {
 
     fn with_store(config: StoreConfig, store: SharedStore, settings: Settings, origin: Origin) -> Engine {
         crate::store::spin::set_limit(settings.spin);
-        Engine { config, store, pid: std::process::id(), settings, origin, active: None, notices: Vec::new() }
+        Engine { config, store, pid: crate::pid::current(), settings, origin, active: None, notices: Vec::new() }
     }
 
     pub fn store(&self) -> &SharedStore {
@@ -285,7 +285,7 @@ impl Engine {
     /// lock are the parent's. Take this process's own store, forget the
     /// lock (the parent frees it) and leave the session to the parent.
     fn follow_fork(&mut self) -> Result<(), EngineError> {
-        let pid = std::process::id();
+        let pid = crate::pid::current();
         if pid == self.pid {
             return Ok(());
         }
@@ -340,7 +340,7 @@ impl Engine {
         let req = LockRequest {
             holder: Holder {
                 host: hostname().to_string(),
-                pid: std::process::id(),
+                pid: crate::pid::current(),
                 uri: self.origin.uri.clone(),
                 since_ms: store::now_ms(),
                 member: None,
@@ -778,7 +778,7 @@ fn check_user(user: &str) -> Result<(), EngineError> {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if self.pid == std::process::id() {
+        if self.pid == crate::pid::current() {
             let _ = self.release_lock();
         }
     }

@@ -7,6 +7,7 @@
 pub mod config;
 pub mod engine;
 pub mod meta;
+pub mod pid;
 pub mod stats;
 pub mod error;
 pub mod store;

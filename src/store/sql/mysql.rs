@@ -98,7 +98,7 @@ impl Drop for Connection {
     fn drop(&mut self) {
         // After fork this is the parent's connection: closing it here
         // would say goodbye for the parent (and free its locks).
-        if self.opened_by != std::process::id() {
+        if self.opened_by != crate::pid::current() {
             std::mem::forget(self.conn.take());
         }
     }
@@ -231,7 +231,7 @@ impl MyBackend {
         Ok(Connection {
             id: conn.connection_id(),
             conn: Some(conn),
-            opened_by: std::process::id(),
+            opened_by: crate::pid::current(),
             max_packet,
             mariadb: version.contains("MariaDB"),
         })

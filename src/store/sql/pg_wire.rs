@@ -207,7 +207,7 @@ impl Connection {
             prepared: Vec::new(),
             backend_pid: 0,
             notices: Vec::new(),
-            opened_by: std::process::id(),
+            opened_by: crate::pid::current(),
         };
         conn.startup(user, config, &deadline)?;
         Ok(conn)
@@ -424,7 +424,7 @@ impl Connection {
 
 impl Drop for Connection {
     fn drop(&mut self) {
-        if self.opened_by == std::process::id() {
+        if self.opened_by == crate::pid::current() {
             let mut buf = BytesMut::new();
             frontend::terminate(&mut buf);
             let _ = self.stream.tcp().set_write_timeout(Some(Duration::from_millis(100)));
