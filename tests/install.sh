@@ -19,6 +19,10 @@ PHP_BIN=$(command -v php)
 passed=0; failed=0; skipped=0
 
 ok()   { echo "   ok: $*"; }
+# has_module "$(php -m)": whether the list names rsession. Never `php -m |
+# grep -q`: grep exits at the match, php's next write gets SIGPIPE and, under
+# pipefail, a loaded module reads as missing (seen once on a fresh clone).
+has_module() { grep -qx rsession <<<"$1"; }
 fail() { echo "   FAILED: $*"; return 1; }
 
 # round_trip PHP-ARGS...: one process writes a session, a second reads it.
@@ -63,7 +67,7 @@ test_phpize() {
   [ -f "$ext/modules/rsession.so" ] || fail "no ext/modules/rsession.so" || return 1
   ok "phpize && ./configure && make built ext/modules/rsession.so (cargo compiled the copy)"
 
-  "$PHP_BIN" -n -d "extension=$ext/modules/rsession.so" -m | grep -qx rsession ||
+  has_module "$("$PHP_BIN" -n -d "extension=$ext/modules/rsession.so" -m)" ||
     fail "php -n -d extension=modules/rsession.so -m does not list rsession" || return 1
   round_trip "$PHP_BIN" -n -d "extension=$ext/modules/rsession.so" || fail "round trip on the phpize build" || return 1
   ok "php -n -d extension=…/modules/rsession.so -m lists rsession; a session round trips"
@@ -105,12 +109,12 @@ test_deb() {
   deb=$(ls "$ROOT"/target/deb/"${pkg}"_*.deb 2>/dev/null)
   [ -n "$deb" ] || fail "make deb left no $pkg .deb in target/deb" || return 1
   ok "make deb: ${deb#"$ROOT"/}"
-  dpkg-deb -f "$deb" Depends | grep -q "phpapi-$(php-config --phpapi)" || fail "Depends lacks phpapi-$(php-config --phpapi)" || return 1
+  [[ $(dpkg-deb -f "$deb" Depends) == *"phpapi-$(php-config --phpapi)"* ]] || fail "Depends lacks phpapi-$(php-config --phpapi)" || return 1
 
   dpkg_locked dpkg -i "$deb" || fail "dpkg -i" || return 1
   # From here on, remove the package whatever fails.
   local rc=0
-  if ! "$PHP_BIN" -m | grep -qx rsession; then
+  if ! has_module "$("$PHP_BIN" -m)"; then
     fail "plain php -m does not list rsession after dpkg -i"; rc=1
   elif ! round_trip "$PHP_BIN"; then
     fail "round trip with the installed package"; rc=1
@@ -119,7 +123,7 @@ test_deb() {
   fi
 
   dpkg_locked dpkg -r "$pkg" || { fail "dpkg -r"; rc=1; }
-  if "$PHP_BIN" -m | grep -qx rsession || [ -e "$ext_dir/rsession.so" ]; then
+  if has_module "$("$PHP_BIN" -m)" || [ -e "$ext_dir/rsession.so" ]; then
     fail "rsession still loaded or present after dpkg -r"; rc=1
   else
     ok "dpkg -r: php -m no longer lists rsession; the .so is gone"
