@@ -70,6 +70,8 @@ MC_PID=$(cat ".run/memcached-${MC_HP##*:}.pid")
 declare -A SERVER INI
 add() { SERVER[$1]=$2; INI[$1]=$3; }
 add "no session"          ""          ""
+# The floor: the session module with a handler that does no I/O.
+add "session, no store"   ""          "auto_prepend_file=$ROOT/php/bench/fpm/null_handler.php"
 add "PHP files"           ""          "session.save_handler=files
 session.save_path=$OUT/sess-phpfiles"
 add "rsession files"      ""          "extension=$SO
@@ -109,15 +111,15 @@ redis.session.locking_enabled=1
 redis.session.lock_retries=1500
 session.save_path=\"tcp://$REDIS_HP?prefix=fpm-big-phpredis:\""
 
-SMALL=("no session" "PHP files" "rsession files" "rsession redis" "rsession redis, spin off" "phpredis"
+SMALL=("no session" "session, no store" "PHP files" "rsession files" "rsession redis" "rsession redis, spin off" "phpredis"
        "rsession memcached" "rsession memcached, spin off" "php-memcached")
 BIG=("rsession redis, 200 KB, compress=none" "rsession redis, 200 KB, compress=lz4"
      "rsession redis, 200 KB, compress=zstd" "phpredis, 200 KB")
 # BENCH_FPM_ONLY="label|label…" narrows the run to some handlers (the
-# ceiling always runs); BENCH_FPM_PERF=1 records perf profiles of php-fpm and
+# ceiling and the floor always run); BENCH_FPM_PERF=1 records perf profiles of php-fpm and
 # the store server during each measured run (.run/bench/fpm/perf-*.data).
 if [ -n "${BENCH_FPM_ONLY:-}" ]; then
-  keep() { local l; for l in "$@"; do [[ "|$BENCH_FPM_ONLY|no session|" == *"|$l|"* ]] && echo "$l"; done; true; }
+  keep() { local l; for l in "$@"; do [[ "|$BENCH_FPM_ONLY|no session|session, no store|" == *"|$l|"* ]] && echo "$l"; done; true; }
   mapfile -t SMALL < <(keep "${SMALL[@]}"); mapfile -t BIG < <(keep "${BIG[@]}")
 fi
 PHPREDIS_COMPRESSION=$(php -r 'echo ini_get("redis.session.compression") === false ? "no" : "yes";')
@@ -230,25 +232,31 @@ STORED["phpredis, 200 KB"]=$(rcli STRLEN "fpm-big-phpredis:fpmbench1")
   echo "(phpredis: \`redis.session.locking_enabled=1\`, polling every 2 ms; php-memcached: its default)."
   echo "*Overhead* is the time a request costs beyond the same page without a session:"
   echo "1e6/(req/s) − 1e6/(ceiling req/s), in µs of the whole machine. CPU columns: CPU time per request of"
-  echo "all php-fpm processes and of the store server. Shared, noisy VM: ±10–20%."
+  echo "all php-fpm processes and of the store server. *Over the floor* subtracts the overhead of \`session, no store\`"
+  echo "(php/bench/fpm/null_handler.php: PHP's session module with a userland handler that does no I/O), which no"
+  echo "save handler can take away: what is left is the handler's own cost. Shared, noisy VM: ±10–20%."
   for w in $WORKERS; do
     echo
     echo "### $w workers"
     echo
-    echo "| handler | req/s | overhead µs/req | p50 ms | p99 ms | php-fpm CPU µs/req | server CPU µs/req | errors |"
-    echo "|---|--:|--:|--:|--:|--:|--:|--:|"
+    echo "| handler | req/s | overhead µs/req | over the floor µs/req | p50 ms | p99 ms | php-fpm CPU µs/req | server CPU µs/req | errors |"
+    echo "|---|--:|--:|--:|--:|--:|--:|--:|--:|"
     ceil=$(median <<<"${RPS["no session|$w"]}")
+    floor=$(awk -v a="$(median <<<"${RPS["session, no store|$w"]}")" -v c="$ceil" 'BEGIN {printf "%.0f", 1e6 / a - 1e6 / c}')
     for label in "${SMALL[@]}"; do
       k="$label|$w"; rps=$(median <<<"${RPS[$k]}")
       over=$(awk -v a="$rps" -v c="$ceil" 'BEGIN {printf "%.0f", 1e6 / a - 1e6 / c}')
-      [ "$label" = "no session" ] && over="(ceiling)"
+      beyond=$(awk -v o="$over" -v f="$floor" 'BEGIN {printf "%.0f", o - f}')
+      [ "$label" = "session, no store" ] && beyond="(floor)"
+      [ "$label" = "no session" ] && { over="(ceiling)"; beyond=-; }
       record "fpm$w" req_per_s "$label" "$rps"; record "fpm$w" overhead_us "$label" "$over"
-      printf '| %s | %.0f | %s | %.2f | %.2f | %s | %s | %s |\n' "$label" "$rps" "$over" \
+      printf '| %s | %.0f | %s | %s | %.2f | %.2f | %s | %s | %s |\n' "$label" "$rps" "$over" "$beyond" \
         "$(awk -v v="$(median <<<"${P50[$k]}")" 'BEGIN {print v / 1000}')" \
         "$(awk -v v="$(median <<<"${P99[$k]}")" 'BEGIN {print v / 1000}')" \
         "$(median <<<"${FCPU[$k]}")" "$(median <<<"${SCPU[$k]}")" "${ERR[$k]}"
     done
   done
+  if [ ${#BIG[@]} -gt 0 ]; then
   echo
   echo "### A 200 KB session (realistic \`serialize()\` output), $BIG_WORKERS workers"
   echo
@@ -264,6 +272,7 @@ STORED["phpredis, 200 KB"]=$(rcli STRLEN "fpm-big-phpredis:fpmbench1")
       "$(awk -v v="$(median <<<"${P99[$k]}")" 'BEGIN {print v / 1000}')" \
       "$(median <<<"${FCPU[$k]}")" "$(median <<<"${SCPU[$k]}")" "${ERR[$k]}"
   done
+  fi
 } > "$OUT/fpm.md"
 cat "$OUT/fpm.md"
 cp "$OUT/fpm.md" bench/fpm.md
