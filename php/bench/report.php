@@ -64,6 +64,44 @@ if ($registry) {
             $cell($r, 'kill_user_sessions.median_ms'), $cell($r, 'kill_user_sessions.p99_ms'), $cell($r, 'kill_all_ms'));
     }
 }
+// Write-through (php/bench/writethrough.sh): what PostgreSQL wrote, and the
+// increments lost by 8 processes at once.
+$wt = [];
+foreach ($rows as $metric => $stores) {
+    if (str_starts_with($metric, 'wtwrites.')) {
+        foreach ($stores['writethrough'] ?? [] as $label => $v) {
+            $wt[$label][substr($metric, 9)] = $v;
+        }
+    }
+}
+if ($wt) {
+    $md .= "\n## Write-through (`memcached | pgsql`): rows PostgreSQL wrote for read-mostly traffic\n\n"
+        . "One process, the sessions in turn, 1 request in 20 (`BENCH_WT_CHANGE_EVERY`) changing the data, the others only reading it; the sessions "
+        . "were created beforehand (not counted). Counted by PostgreSQL (`pg_stat_user_tables`: rows inserted + updated + "
+        . "deleted) on the sessions table and, apart, on rsession's `UNLOGGED` holder table (one row per lock taken in "
+        . "PostgreSQL); scans: the index and sequential scans PostgreSQL made of the sessions table (its reads, and the row look-ups of its writes). Goal for the sessions table: "
+        . "at most the requests that changed data + 1 per lazy window per session.\n\n"
+        . "| handler | requests | changed data | requests/s | sessions-table writes | per 1,000 requests | holder-table writes "
+        . "| sessions-table scans | goal |\n|---|--:|--:|--:|--:|--:|--:|--:|--:|\n";
+    foreach ($wt as $label => $r) {
+        $holders = str_starts_with($label, 'userland') ? '-' : sprintf('%d', $r['holder_writes']);
+        $goal = str_starts_with($label, 'userland') ? '-' : sprintf('≤ %d', $r['goal']);
+        $md .= sprintf("| %s | %s | %d | %.0f | %d | %.0f | %s | %d | %s |\n", $label, number_format($r['requests']),
+            $r['changed'], $r['requests'] / max(1e-9, $r['seconds']), $r['data_writes'], $r['data_writes'] * 1000 / max(1, $r['requests']), $holders,
+            $r['data_scans'], $goal);
+    }
+}
+if (!empty($rows['wtinc.lost_median']['writethrough'])) {
+    $expected = $rows['wtinc.expected']['writethrough'] ?? [];
+    $md .= sprintf("\n## Write-through: increments lost, %s at once\n\n", key($expected) ?? '?')
+        . "Real concurrent PHP processes, each holding the session 1 ms per increment; the counter read from PostgreSQL "
+        . "afterwards. rsession locks (in memcached); the userland handler does not.\n\n"
+        . "| handler | increments | lost (median of the runs) | fewest | most |\n|---|--:|--:|--:|--:|\n";
+    foreach ($rows['wtinc.lost_median']['writethrough'] as $label => $v) {
+        $md .= sprintf("| %s | %d | %d | %d | %d |\n", $label, current($expected) ?: 0, $v,
+            $rows['wtinc.lost_min']['writethrough'][$label] ?? 0, $rows['wtinc.lost_max']['writethrough'][$label] ?? 0);
+    }
+}
 if ($rss) {
     $md .= "\n## Memory: RSS of one PHP process over locked session cycles\n\n"
         . "| store | cycles | RSS before | RSS after | growth |\n|---|--:|--:|--:|--:|\n";

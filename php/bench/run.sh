@@ -10,9 +10,11 @@ OUT=.run/bench; rm -rf "$OUT"; mkdir -p "$OUT"
 SECONDS_PER_RUN=${BENCH_SECONDS:-3}
 ROUNDS=${BENCH_ROUNDS:-3}
 # BENCH_STORES narrows the run to some stores (files redis memcached pgsql
-# mysql), cluster (a private Redis Cluster: php/bench/cluster.sh) and fpm
-# (php-fpm under nginx: php/bench/fpm.sh).
-ALL_STORES="files redis memcached pgsql mysql cluster fpm"
+# mysql), cluster (a private Redis Cluster: php/bench/cluster.sh),
+# writethrough (memcached | pgsql beside each alone and a userland
+# write-through handler: php/bench/writethrough.sh) and fpm (php-fpm under
+# nginx: php/bench/fpm.sh).
+ALL_STORES="files redis memcached pgsql mysql cluster writethrough fpm"
 BENCH_STORES=${BENCH_STORES:-$ALL_STORES}
 want() { [[ " $BENCH_STORES " == *" $1 "* ]]; }
 # A narrowed run keeps the other stores' figures of the last run
@@ -143,6 +145,9 @@ done
 echo
 
 want cluster && php/bench/cluster.sh "$SO"
+if want writethrough && [ -n "${RSESSION_TEST_MEMCACHED:-}" ] && [ -n "${RSESSION_TEST_PGSQL:-}" ]; then
+  php/bench/writethrough.sh "$SO"
+fi
 want fpm && php/bench/fpm.sh "$SO"
 
 php -n php/bench/report.php "$OUT" bench
