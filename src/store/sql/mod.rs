@@ -235,7 +235,9 @@ impl<B: Backend> SqlStore<B> {
 
     /// Whether `token` still holds `id`'s lock on the connection in use.
     fn holds(&mut self, id: &SessionId, token: LockToken) -> Result<bool> {
-        let Some(&(t, conn)) = self.held.get(id) else { return Ok(false) };
+        let Some(&(t, conn)) = self.held.get(id) else {
+            return Ok(false);
+        };
         if t != token {
             return Ok(false);
         }
@@ -380,6 +382,28 @@ impl<B: Backend> Registry for SqlStore<B> {
 
 fn parse_holder(json: Option<&str>) -> Holder {
     json.and_then(|j| serde_json::from_str(j).ok()).unwrap_or_else(Holder::unknown)
+}
+
+/// The holder JSON cut to at most `max` bytes: the request's URI is
+/// shortened (the rest is short), so the row still parses and names host,
+/// process and time.
+pub fn holder_json(json: &str, max: usize) -> std::borrow::Cow<'_, str> {
+    if json.len() <= max {
+        return json.into();
+    }
+    let Ok(mut h) = serde_json::from_str::<Holder>(json) else {
+        return "{}".into();
+    };
+    while !h.uri.is_empty() {
+        let keep = h.uri.floor_char_boundary(h.uri.len() / 2);
+        h.uri.truncate(keep);
+        let cut = serde_json::to_string(&h).unwrap_or_default();
+        if cut.len() <= max {
+            return cut.into();
+        }
+    }
+    let cut = serde_json::to_string(&h).unwrap_or_default();
+    if cut.len() <= max { cut.into() } else { "{}".into() }
 }
 
 /// The row of one connection in the holders table: host, PHP process and
@@ -665,6 +689,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_long_holder_is_cut_in_its_uri_and_still_parses() {
+        let uri: String = "/p\u{e9}\"\\".repeat(2000);
+        let h = Holder { host: "web1".into(), pid: 42, uri: uri.clone(), since_ms: 1_700_000_000_123, member: None };
+        let full = serde_json::to_string(&h).unwrap();
+        assert_eq!(holder_json(&full, 4 * full.len()), full, "a short one is kept whole");
+        let cut = holder_json(&full, 1024);
+        assert!(cut.len() <= 1024, "{}", cut.len());
+        let back = parse_holder(Some(&cut));
+        assert_eq!((back.host.as_str(), back.pid, back.since_ms), ("web1", 42, 1_700_000_000_123));
+        assert!(!back.uri.is_empty() && uri.starts_with(&back.uri), "{}", back.uri);
+        // Nothing to cut but the URI, and still too long: an empty holder.
+        assert_eq!(holder_json(&full, 10), "{}");
+    }
+
+    #[test]
     fn lock_names_are_short_distinct_and_match_the_sql_identity() {
         let (a, b) = (id("abc"), id("abd"));
         let ta = Target::new("t", "p:", &a);
@@ -676,6 +715,9 @@ pub(crate) mod tests {
         use md5::{Digest, Md5};
         let hex: String = Md5::digest(b"t/p:/abc").iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(ta.lock_name, format!("rs_{hex}"));
-        assert_eq!(ta.lock_key, i64::from_str_radix(&hex[..16], 16).unwrap_or_else(|_| u64::from_str_radix(&hex[..16], 16).unwrap() as i64));
+        assert_eq!(
+            ta.lock_key,
+            i64::from_str_radix(&hex[..16], 16).unwrap_or_else(|_| u64::from_str_radix(&hex[..16], 16).unwrap() as i64)
+        );
     }
 }
