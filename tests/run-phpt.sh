@@ -94,25 +94,33 @@ network_store memcached
 # they run with a 1 s window. tests/phpt/pgsql and mysql run the default.
 network_store pgsql "&lazy_touch_s=1"
 network_store mysql "&lazy_touch_s=1"
-# write_through LABEL CACHE STORE_TEMPLATE: the shared suites on
-# `CACHE | STORE` (the cache from RSESSION_TEST_<CACHE>, with the test's
-# prefix; STORE_TEMPLATE names the durable store, `{test}` replaced).
+# write_through LABEL CACHE STORE_TEMPLATE [SUITES]: the shared suites
+# (default: session and registry) on `CACHE | STORE` (the cache from
+# RSESSION_TEST_<CACHE>, with the test's prefix; STORE_TEMPLATE names the
+# durable store, `{test}` replaced).
 write_through() {
-  local label=$1 var="RSESSION_TEST_${2^^}" store=$3
+  local label=$1 var="RSESSION_TEST_${2^^}" store=$3 suites=${4:-session registry}
+  var=${var//-/_}
   if [ -z "${!var:-}" ]; then
     echo "$var is not set: run via make test (it starts the servers)"; failed_suites+=("$label (no server)")
     return
   fi
-  RSESSION_SAVE_PATH_TEMPLATE="${!var}?prefix=phpt:{test}: | $store" \
+  local cache="${!var}?prefix=phpt:{test}:"
+  [[ ${!var} == *'?'* ]] && cache="${!var}&prefix=phpt:{test}:"
+  [[ " $suites " == *" session "* ]] && RSESSION_SAVE_PATH_TEMPLATE="$cache | $store" \
     suite "session on rsession/$label" tests/phpt/session "${EXT[@]}" -d session.save_handler=rsession
-  RSESSION_SAVE_PATH_TEMPLATE="${!var}?prefix=phpt:{test}: | $store" \
+  [[ " $suites " == *" registry "* ]] && RSESSION_SAVE_PATH_TEMPLATE="$cache | $store" \
     suite "registry on $label" tests/phpt/registry "${EXT[@]}" -d session.save_handler=rsession
+  return 0
 }
 # lazy_touch_s=1 for the shared suites' second-long timeouts, as above.
 write_through "memcached|pgsql" memcached "${RSESSION_TEST_PGSQL:-}?prefix=phpt:{test}:&lazy_touch_s=1"
 write_through "redis|mysql" redis "${RSESSION_TEST_MYSQL:-}?prefix=phpt:{test}:&lazy_touch_s=1"
 # (A query on the directory, so that a test's added keys go to it.)
 write_through "redis|files" redis "${TMPDIR:-/tmp}/rsession-phpt/wt-{test}?compress=none"
+write_through "memcached|files" memcached "${TMPDIR:-/tmp}/rsession-phpt/wt-{test}?compress=none"
+# A cluster cache: its keys spread over the masters, the lock in the slot's.
+write_through "redis-cluster|pgsql" redis-cluster "${RSESSION_TEST_PGSQL:-}?prefix=phpt:{test}:&lazy_touch_s=1" session
 # tests/phpt/write-through: consistency under faults (its own servers).
 suite "write-through" tests/phpt/write-through "${EXT[@]}" -d session.save_handler=rsession
 # tests/phpt/sql: what both SQL stores share, once on each.

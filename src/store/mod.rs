@@ -408,6 +408,40 @@ pub(crate) mod testing {
         data(s.read(id).unwrap())
     }
 
+    /// A local port nothing listens on now.
+    pub fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    }
+
+    /// A memcached of the test's own, for a test that stops and restarts it
+    /// (killed when dropped).
+    pub struct PrivateMemcached(std::process::Child);
+
+    impl PrivateMemcached {
+        pub fn start(port: u16) -> PrivateMemcached {
+            let child = std::process::Command::new("memcached")
+                .args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "8"])
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .expect("memcached is installed (make deps)");
+            for _ in 0..200 {
+                if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return PrivateMemcached(child);
+                }
+                std::thread::sleep(Duration::from_millis(25));
+            }
+            panic!("memcached did not start on {port}");
+        }
+    }
+
+    impl Drop for PrivateMemcached {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     fn ids(list: Vec<Listed>) -> Vec<String> {
         let mut v: Vec<String> = list.into_iter().map(|l| l.id.to_string()).collect();
         v.sort();

@@ -23,6 +23,9 @@
 //! - The lock is the cache's. While the cache does not answer, reads and
 //!   writes go to the store alone and the lock is the store's own, with one
 //!   warning per outage; the cache is tried again at most once a second.
+//!   The cache member's own warnings about that outage (memcached: "server
+//!   … is not answering … skipped") are not raised: the outage is handled
+//!   here, and its one warning says so. The cache's other warnings are.
 //! - The registry is the store's; kills act on both members.
 
 use std::collections::{HashMap, HashSet};
@@ -111,14 +114,14 @@ impl WriteThrough {
             return false;
         }
         if self.kill_all_pending {
-            match self.cache.kill_all() {
+            match self.on_cache(|c| c.kill_all()) {
                 Ok(_) => self.kill_all_pending = false,
                 Err(e) => return self.cache_failed(&e),
             }
         }
         let stale: Vec<SessionId> = self.stale.iter().cloned().collect();
         for id in stale {
-            match self.cache.destroy(&id) {
+            match self.on_cache(|c| c.destroy(&id)) {
                 Ok(_) => {
                     self.stale.remove(&id);
                 }
@@ -127,6 +130,20 @@ impl WriteThrough {
         }
         self.failed_at = None;
         true
+    }
+
+    /// Runs one call on the cache member and collects what it has to say: a
+    /// call that did not reach the cache is an outage this store handles
+    /// (every caller falls back to the store, with [`Self::cache_failed`]'s
+    /// one warning), so the cache's own warnings about it are dropped; after
+    /// any other outcome they are raised as they are.
+    fn on_cache<T>(&mut self, call: impl FnOnce(&mut dyn Store) -> Result<T>) -> Result<T> {
+        let result = call(self.cache.as_mut());
+        let said = self.cache.take_warnings();
+        if !matches!(&result, Err(e) if unreachable(e)) {
+            self.warnings.extend(said);
+        }
+        result
     }
 
     /// The cache did not answer: warn once per outage. Returns false.
@@ -155,7 +172,7 @@ impl WriteThrough {
             self.stale.insert(id.clone());
             return;
         }
-        match self.cache.destroy(id) {
+        match self.on_cache(|c| c.destroy(id)) {
             Ok(_) => self.cache_answered(),
             Err(e) => {
                 self.stale.insert(id.clone());
@@ -170,7 +187,11 @@ impl WriteThrough {
     /// effort); a kept one stays for the caller's unlock.
     fn free_cache_lock(&mut self, id: &SessionId, lock: LockUse) {
         if let LockUse::Release(token) = lock {
-            let _ = self.cache.unlock(id, token);
+            if let Err(e) = self.on_cache(|c| c.unlock(id, token)) {
+                if unreachable(&e) {
+                    self.cache_failed(&e);
+                }
+            }
         }
     }
 
@@ -188,7 +209,7 @@ impl WriteThrough {
             user: if meta.user.is_some() { UserChange::From(None) } else { UserChange::Unchanged },
             expect_version: None,
         };
-        match self.cache.save(id, &put) {
+        match self.on_cache(|c| c.save(id, &put)) {
             Ok(g) => Ok(Some(g)),
             Err(e) if unreachable(&e) => {
                 self.cache_failed(&e);
@@ -259,7 +280,7 @@ impl WriteThrough {
             self.after_save(id, put.lock, Some(data));
             return Ok(generation);
         }
-        let cached = self.cache.save(id, &Put { meta: &meta, lock: cache_lock, existed: false, expect_version: None, ..*put });
+        let cached = self.on_cache(|c| c.save(id, &Put { meta: &meta, lock: cache_lock, existed: false, expect_version: None, ..*put }));
         match cached {
             Ok(g) => {
                 self.cache_answered();
@@ -313,10 +334,10 @@ impl WriteThrough {
         let rewrite = due.then(|| self.held.get(id).filter(|_| member == Some(Member::Cache)).map(|h| h.data.clone())).flatten();
         let meta = Meta { durable_at: now, ..put.meta.clone() };
         // A rewrite is a copy (existed: false): the store judged kills.
-        let cached = match &rewrite {
-            Some(data) => self.cache.save(id, &Put { what: Save::Write(data), meta: &meta, lock: cache_lock, existed: false, ..*put }),
-            None => self.cache.save(id, &Put { lock: cache_lock, ..*put }),
-        };
+        let cached = self.on_cache(|c| match &rewrite {
+            Some(data) => c.save(id, &Put { what: Save::Write(data), meta: &meta, lock: cache_lock, existed: false, ..*put }),
+            None => c.save(id, &Put { lock: cache_lock, ..*put }),
+        });
         match cached {
             Ok(g) => {
                 self.cache_answered();
@@ -361,7 +382,7 @@ impl Store for WriteThrough {
         if !self.cache_usable() {
             return self.lock_in_store(id, req);
         }
-        let (token, cached) = match self.cache.lock_and_read(id, req) {
+        let (token, cached) = match self.on_cache(|c| c.lock_and_read(id, req)) {
             Ok(Locked::Acquired { token, record }) => (token, record),
             Ok(timed_out) => {
                 self.cache_answered();
@@ -384,7 +405,7 @@ impl Store for WriteThrough {
                 let from_store = match self.store.read(id) {
                     Ok(r) => r,
                     Err(e) => {
-                        let _ = self.cache.unlock(id, token);
+                        self.free_cache_lock(id, LockUse::Release(token));
                         return Err(e);
                     }
                 };
@@ -396,7 +417,7 @@ impl Store for WriteThrough {
                         Ok(None) => {}
                         Err(_) => {
                             // The cache went away under us: take the store's lock.
-                            let _ = self.cache.unlock(id, token);
+                            self.free_cache_lock(id, LockUse::Release(token));
                             return self.lock_in_store(id, req);
                         }
                     }
@@ -411,7 +432,7 @@ impl Store for WriteThrough {
 
     fn read(&mut self, id: &SessionId) -> Result<Option<Record>> {
         if self.cache_usable() {
-            match self.cache.read(id) {
+            match self.on_cache(|c| c.read(id)) {
                 Ok(Some(r)) => {
                     self.cache_answered();
                     bump(&STATS.cache_hits, 1);
@@ -445,7 +466,15 @@ impl Store for WriteThrough {
         let member = h.member;
         self.held.remove(id);
         match member {
-            Member::Cache => self.cache.unlock(id, token),
+            Member::Cache => {
+                let freed = self.on_cache(|c| c.unlock(id, token));
+                if let Err(e) = &freed {
+                    if unreachable(e) {
+                        self.cache_failed(e);
+                    }
+                }
+                freed
+            }
             Member::Store => self.store.unlock(id, token),
         }
     }
@@ -460,7 +489,7 @@ impl Store for WriteThrough {
     /// cache holds the store holds too.
     fn exists(&mut self, id: &SessionId) -> Result<bool> {
         if self.cache_usable() {
-            match self.cache.exists(id) {
+            match self.on_cache(|c| c.exists(id)) {
                 Ok(true) => return Ok(true),
                 Ok(false) => self.cache_answered(),
                 Err(e) if unreachable(&e) => {
@@ -475,7 +504,7 @@ impl Store for WriteThrough {
     fn gc(&mut self, default_timeout: u32) -> Result<u64> {
         let removed = self.store.gc(default_timeout)?;
         if self.cache_usable() {
-            if let Err(e) = self.cache.gc(default_timeout) {
+            if let Err(e) = self.on_cache(|c| c.gc(default_timeout)) {
                 if unreachable(&e) {
                     self.cache_failed(&e);
                 }
@@ -486,7 +515,7 @@ impl Store for WriteThrough {
 
     fn lock_holder(&mut self, id: &SessionId) -> Result<Option<Holder>> {
         if self.cache_usable() {
-            match self.cache.lock_holder(id) {
+            match self.on_cache(|c| c.lock_holder(id)) {
                 Ok(Some(h)) => return Ok(Some(Holder { member: Some(format!("cache {}", self.cache.name())), ..h })),
                 Ok(None) => self.cache_answered(),
                 Err(e) if unreachable(&e) => {
@@ -535,7 +564,7 @@ impl Registry for WriteThrough {
         let listed = self.store.user_sessions(user)?;
         let killed = self.store.kill_user(user, keep)?;
         if self.cache_usable() {
-            if let Err(e) = self.cache.kill_user(user, keep) {
+            if let Err(e) = self.on_cache(|c| c.kill_user(user, keep)) {
                 if unreachable(&e) {
                     self.cache_failed(&e);
                 }
@@ -551,7 +580,7 @@ impl Registry for WriteThrough {
         let killed = self.store.kill_all()?;
         self.kill_all_pending = true;
         if self.cache_usable() {
-            match self.cache.kill_all() {
+            match self.on_cache(|c| c.kill_all()) {
                 Ok(_) => {
                     self.kill_all_pending = false;
                     self.cache_answered();
@@ -586,7 +615,11 @@ mod tests {
         } else {
             format!("{}?prefix={p}", env(store))
         });
-        let StoreConfig::WriteThrough { cache, store, lazy_touch } = StoreConfig::parse(&path, std::path::Path::new("/tmp")).unwrap() else {
+        open_path(&path)
+    }
+
+    fn open_path(path: &str) -> WriteThrough {
+        let StoreConfig::WriteThrough { cache, store, lazy_touch } = StoreConfig::parse(path, std::path::Path::new("/tmp")).unwrap() else {
             panic!()
         };
         WriteThrough::new(crate::store::open(&cache).unwrap(), crate::store::open(&store).unwrap(), lazy_touch)
@@ -697,5 +730,56 @@ mod tests {
         a.failed_at = Some(Instant::now() - RETRY_AFTER);
         assert_eq!(read_data(&mut a, &s).as_deref(), Some(&b"new2"[..]), "the cache served its older copy");
         assert!(a.take_warnings().is_empty());
+    }
+
+    /// An outage the write-through handles raises its one warning, not the
+    /// cache member's own as well (memcached: "server … is not answering …
+    /// skipped", at every call that tried it): PHP cannot tell those from a
+    /// failed write, though the store took every write. A warning about a
+    /// failure the cache worked around by itself (one server of two left
+    /// out) is still raised.
+    #[test]
+    fn a_cache_outage_raises_the_write_through_warning_alone() {
+        use crate::store::testing::{PrivateMemcached, free_port};
+        let (p1, p2) = (free_port(), free_port());
+        let (m1, m2) = (PrivateMemcached::start(p1), PrivateMemcached::start(p2));
+        let prefix = format!("wt:alone:{}:", std::process::id());
+        let mut a = open_path(&format!(
+            "memcached://127.0.0.1:{p1},127.0.0.1:{p2}?prefix={prefix}&timeout_ms=300&connect_timeout_ms=300 | {}?prefix={prefix}",
+            env("RSESSION_TEST_PGSQL")
+        ));
+        // Enough sessions that some live on each server.
+        let ids: Vec<SessionId> = (0..16).map(|i| id(&format!("alone{i}"))).collect();
+        let cycle = |a: &mut WriteThrough, data: &str| {
+            for s in &ids {
+                let Locked::Acquired { token, record } = a.lock_and_read(s, &req(0, 5000)).unwrap() else { panic!() };
+                let m = record.as_ref().map_or_else(meta, |r| r.meta.clone());
+                let p = Put { existed: record.is_some(), ..put(Save::Write(data.as_bytes()), &m, TTL, LockUse::Release(token)) };
+                a.save(s, &p).unwrap();
+            }
+        };
+        cycle(&mut a, "v0");
+        assert!(a.take_warnings().is_empty());
+
+        // One server stops: the cache moves its sessions to the other by
+        // itself, and says so; the write-through has nothing to handle.
+        drop(m1);
+        cycle(&mut a, "v1");
+        let w = a.take_warnings();
+        assert_eq!(w.iter().filter(|w| w.contains("is not answering")).count(), 1, "the cache's own warning: {w:?}");
+        assert!(!w.iter().any(|w| w.contains("does not answer")), "{w:?}");
+
+        // Both down: the write-through falls back to the store, with its one
+        // warning, also when it tries the cache again (once a second).
+        drop(m2);
+        cycle(&mut a, "v2");
+        std::thread::sleep(RETRY_AFTER + Duration::from_millis(100));
+        cycle(&mut a, "v3");
+        let w = a.take_warnings();
+        assert_eq!(w.len(), 1, "one warning for the outage: {w:?}");
+        assert!(w[0].contains("write-through: the memcached cache does not answer"), "{w:?}");
+        for s in &ids {
+            assert_eq!(read_data(a.store.as_mut(), s).as_deref(), Some(&b"v3"[..]), "the store took every write");
+        }
     }
 }

@@ -21,6 +21,9 @@ E2E_FAULTS_DEFAULT="kill9:rsession-files kill9:files killload:rsession-files kil
 # A master SIGKILLed under load, its replica promoted (by the cluster or by
 # Sentinel), the killed node started again as a replica.
 E2E_FAULTS_DEFAULT+=" failover:rsession-redis-cluster failover:rsession-redis-sentinel"
+# Write-through (memcached | pgsql): the cache stopped and started again, or
+# flushed under load, must cost nothing (the store is the truth).
+E2E_FAULTS_DEFAULT+=" kill9:rsession-writethrough killload:rsession-writethrough restart:rsession-writethrough evict:rsession-writethrough"
 # Lease used by the kill -9 scenario on network stores (files: the kernel
 # frees the lock at once).
 E2E_FAULT_LOCK_TTL_MS=${E2E_FAULT_LOCK_TTL_MS:-2000}
@@ -89,6 +92,33 @@ fault_abort() { # kind name dir detail
   fpm_stop
   shrink_logs "$3"
   fault_result "$1" "$2" fail "$4" "$3/crashes.txt" "$3/unexpected-warnings.txt"
+}
+
+# The sessions' final counters, read into DIR/counts.txt (before fpm_stop).
+read_counts() { # dir sid...
+  local dir=$1 sid
+  shift
+  : > "$dir/counts.txt"
+  for sid in "$@"; do echo "$sid $(http_get /count.php "$sid")" >> "$dir/counts.txt"; done
+}
+
+# A run judged by its counters: DIR/load.json and counts.txt through
+# report.py into DIR/result.json; prints "pass|…" or "fail|…": every
+# increment answered OK is in the counter, nothing more is than the
+# requests of unknown fate (UNKNOWN says why there are any), no duplicate
+# value, no client timeout.
+counts_line() { # dir name kind unknown
+  "$PY" "$E2E/report.py" handler "$1" "$2" "$3" "" > "$1/result.json"
+  "$PY" - "$1/result.json" "$4" <<'PY'
+import json, sys
+r = json.load(open(sys.argv[1]))
+timeouts = r["error_kinds"].get("timeout", 0)
+ok = not (r["lost"] or r["phantom"] or r["duplicates"] or r["count_errors"] or timeouts)
+print(("pass" if ok else "fail") + "|" +
+      f"{r['writes_ok']} increments OK, {r['unknown']} of unknown fate ({sys.argv[2]}), {r['errors']} errors; "
+      f"lost {r['lost']}, phantom {r['phantom']}, duplicate values {r['duplicates']}; "
+      f"client timeouts {timeouts}; write p99 {r['write_p99_ms']} ms")
+PY
 }
 
 lock_info_json() { # dir sid -> JSON of RSession\lock_info() with that handler's php.ini
@@ -255,7 +285,9 @@ session.gc_probability = 0"
 # again 3 s later (empty: no persistence). Expected: requests fail (fast)
 # while it is down, the load recovers by itself once it is back, no worker
 # hangs or crashes; the only rsession warnings are about the store being
-# unreachable.
+# unreachable. On write-through the server restarted is the cache (the
+# store is the truth): the load goes on from the store while it is down,
+# and the counters must hold every increment answered OK.
 E2E_RESTART_PHASE_S=${E2E_RESTART_PHASE_S:-3}
 # Time the handler may take to recover once the server is back.
 E2E_RESTART_GRACE_S=${E2E_RESTART_GRACE_S:-1}
@@ -292,6 +324,9 @@ fault_restart() {
   t_up=$(date +%s.%N)
   echo "$svc stopped at $t_down, back at $t_up" >> "$dir/detail.txt"
   if ! wait "$loadpid"; then fault_abort restart "$name" "$dir" "the load generator failed"; return; fi
+  local wt=0 counts=""
+  [[ " $(handler_needs "$name") " == *" store:write-through "* ]] && wt=1
+  [ "$wt" = 1 ] && read_counts "$dir" "${sids[@]}"
   # Every worker must still answer: as many parallel requests as workers,
   # each on a session of its own.
   local probe=() r slow=0 bad=0
@@ -314,12 +349,22 @@ fault_restart() {
   # Provoked: warnings that the store cannot be reached.
   grep -Eiv 'rsession: .*(connect|refused|unreachable|reset|broken pipe|timed out|timeout|closed|unavailable|i/o|eof)' \
     "$dir/rsession-warnings.txt" > "$dir/unexpected-warnings.txt" || true
-  verdict=$("$PY" - "$dir/load.json" "$t_down" "$t_up" "$E2E_RESTART_GRACE_S" <<'PY'
+  # Write-through: a lock held in the cache is gone with it, and while some
+  # workers lock in the store and others already in the cache again (up to
+  # a second), two may hold a session: the version fence refuses the later
+  # write, loudly (counted as errors below; the counters must stay exact).
+  local fenced=0
+  if [ "$wt" = 1 ]; then
+    fenced=$(grep -c 'rsession: the session lock was lost' "$dir/unexpected-warnings.txt" || true)
+    sed -i '/rsession: the session lock was lost/d' "$dir/unexpected-warnings.txt"
+  fi
+  verdict=$("$PY" - "$dir/load.json" "$t_down" "$t_up" "$E2E_RESTART_GRACE_S" "$wt" <<'PY'
 import json, math, sys
 load = json.load(open(sys.argv[1]))
 down_at = float(sys.argv[2]) - load["start_wall"]
 up_at = float(sys.argv[3]) - load["start_wall"]
 grace = float(sys.argv[4])
+cache_only = sys.argv[5] == "1"
 t = load["timeline"]
 def tot(a, b):
     seg = t[max(0, a):max(0, b)]
@@ -331,12 +376,20 @@ down = tot(math.ceil(down_at), math.floor(up_at))
 after = tot(math.ceil(up_at + grace), math.floor(load["elapsed_s"]))
 timeouts = sum(s["errors"].get("timeout", 0) for s in load["sessions"].values())
 ok = before[1] == 0 and after[0] > 0 and after[1] == 0 and timeouts == 0
+# A cache outage: the store serves the requests meanwhile.
+if cache_only:
+    ok = ok and down[0] > 0
 print(("pass" if ok else "fail") + f"|before: {before[0]} ok/{before[1]} err; while down: {down[0]} ok/{down[1]} err; "
       f"from {grace:g} s after the restart: {after[0]} ok/{after[1]} err; timeouts: {timeouts}; "
       f"write p99 {load['write_p99_ms']} ms")
 PY
 )
   detail=${verdict#*|}; verdict=${verdict%%|*}
+  if [ "$wt" = 1 ]; then
+    counts=$(counts_line "$dir" "$name" "$kind" "none")
+    [ "${counts%%|*}" = pass ] || verdict=fail
+    detail+="; counters: ${counts#*|}; $fenced writes refused by the fence (lock lost with the cache)"
+  fi
   detail+="; after: $((E2E_WORKERS - bad))/$E2E_WORKERS workers answered a fresh session ($slow slower than 2 s)"
   [ "$bad" = 0 ] && [ "$slow" = 0 ] || verdict=fail
   [ -n "$pw" ] && detail+="; first PHP warning: ${pw:0:160}"
@@ -369,11 +422,7 @@ rsession.lock_ttl_ms = $E2E_FAULT_LOCK_TTL_MS"
     sleep 0.5
   done
   if ! wait "$loadpid"; then fault_abort killload "$name" "$dir" "the load generator failed"; return; fi
-  : > "$dir/counts.txt"
-  local sid
-  for sid in "${sids[@]}"; do
-    echo "$sid $(http_get /count.php "$sid")" >> "$dir/counts.txt"
-  done
+  read_counts "$dir" "${sids[@]}"
   sleep 0.2
   crash_lines "$dir" "${killed[*]}" > "$dir/crashes.txt"
   rsession_warning_lines "$dir" > "$dir/rsession-warnings.txt"
@@ -381,18 +430,7 @@ rsession.lock_ttl_ms = $E2E_FAULT_LOCK_TTL_MS"
   php_warning_lines "$dir" > "$dir/php-warnings.txt"
   fpm_stop
   shrink_logs "$dir"
-  "$PY" "$E2E/report.py" handler "$dir" "$name" "$kind" "" > "$dir/result.json"
-  line=$("$PY" - "$dir/result.json" <<'PY'
-import json, sys
-r = json.load(open(sys.argv[1]))
-timeouts = r["error_kinds"].get("timeout", 0)
-ok = not (r["lost"] or r["phantom"] or r["duplicates"] or r["count_errors"] or timeouts)
-print(("pass" if ok else "fail") + "|" +
-      f"{r['writes_ok']} increments OK, {r['unknown']} of unknown fate (killed), {r['errors']} errors; "
-      f"lost {r['lost']}, phantom {r['phantom']}, duplicate values {r['duplicates']}; "
-      f"client timeouts {timeouts}; write p99 {r['write_p99_ms']} ms")
-PY
-)
+  line=$(counts_line "$dir" "$name" "$kind" killed)
   fault_judge killload "$name" "$dir" "${line%%|*}" "${#killed[@]} workers SIGKILLed during 8 s of load; ${line#*|}"
 }
 
@@ -414,8 +452,12 @@ E2E_EVICT_MB=${E2E_EVICT_MB:-32}
 fault_evict() {
   local name=$1 kind dir pidf sids=() idle=() i r loadpid verdict detail line kept=0 evicted=0 bad=0 after=""
   fault_setup evict "$name"
+  # On write-through the small memcached is the cache in front of
+  # PostgreSQL: an evicted session must come back from the store whole.
+  local wt=0
   case $name in
     rsession-memcached | php-memcached) ;;
+    rsession-writethrough) wt=1 ;;
     *) fault_result evict "$name" skipped "a memcached scenario" "" ""; return ;;
   esac
   pidf=$RUN/services/memcached-evict.pid
@@ -423,7 +465,8 @@ fault_evict() {
   memcached -d -u root -l 127.0.0.1 -p "$E2E_EVICT_PORT" -U 0 -m "$E2E_EVICT_MB" -P "$pidf"
   wait_port 127.0.0.1 "$E2E_EVICT_PORT" || { fault_abort evict "$name" "$dir" "the small memcached did not start"; return; }
   local path
-  if [ "$kind" = rsession ]; then path="memcached://127.0.0.1:$E2E_EVICT_PORT?prefix=e2e_evict:"
+  if [ "$wt" = 1 ]; then path="memcached://127.0.0.1:$E2E_EVICT_PORT?prefix=e2e_evict_wt: | $(pgsql_path evict_wt)"
+  elif [ "$kind" = rsession ]; then path="memcached://127.0.0.1:$E2E_EVICT_PORT?prefix=e2e_evict:"
   else path="127.0.0.1:$E2E_EVICT_PORT"; fi
   fpm_start "$dir" "$(handler_ini "$name" "$dir")
 session.save_path = \"$path\"
@@ -472,9 +515,21 @@ while written < megabytes * 1024 * 1024:
 print(f"{n} junk items, {written // (1024 * 1024)} MB in {time.time() - t0:.1f} s; evictions {evictions()}")
 PY
   if ! wait "$loadpid"; then stop_pidfile "$pidf"; fault_abort evict "$name" "$dir" "the load generator failed"; return; fi
-  : > "$dir/counts.txt"
-  local sid first_evicted=""
-  for sid in "${sids[@]}"; do echo "$sid $(http_get /count.php "$sid")" >> "$dir/counts.txt"; done
+  read_counts "$dir" "${sids[@]}"
+  local sid first_evicted="" gone=""
+  # Which idle sessions the cache no longer holds (write-through: they are
+  # read from the store below; the scenario proves something only if some).
+  [ "$wt" = 1 ] && gone=$("$PY" - "$E2E_EVICT_PORT" e2e_evict_wt: "${idle[@]}" <<'PY'
+import socket, sys
+port, prefix, ids = int(sys.argv[1]), sys.argv[2], sys.argv[3:]
+s = socket.create_connection(("127.0.0.1", port))
+s.sendall(b"".join(b"mg %s%s:d\r\n" % (prefix.encode(), i.encode()) for i in ids) + b"mn\r\n")
+buf = b""
+while not buf.endswith(b"MN\r\n"):
+    buf += s.recv(65536)
+print(sum(1 for line in buf.split(b"\r\n") if line == b"EN"))
+PY
+)
   for sid in "${idle[@]}"; do
     r=$(http_get /count.php "$sid")
     echo "idle $sid $r" >> "$dir/detail.txt"
@@ -508,9 +563,20 @@ PY
   detail="$(cat "$dir/filler.txt"); idle sessions: $kept kept (count 3), $evicted evicted (read as new), $bad other; ${line#*|}"
   detail+="; $(grep -c 'session lock was lost' "$dir/rsession-warnings.txt" || true) lost-lock warnings"
   if [ "$bad" != 0 ]; then verdict=fail; detail+="; A READ WAS NEITHER THE OLD COUNT NOR EMPTY"; fi
-  if [ "$evicted" = 0 ]; then verdict=fail; detail+="; no idle session was evicted: the scenario proved nothing"; fi
-  if [ -n "$first_evicted" ] && [[ $after != "200 "*" OK $first_evicted 1" ]]; then
-    verdict=fail; detail+="; an evicted session did not start afresh: $after"
+  if [ "$wt" = 1 ]; then
+    # The store is the truth: every idle session keeps its count, the
+    # loaded ones every increment answered OK.
+    detail+="; $gone of ${#idle[@]} idle sessions were gone from the cache"
+    line=$(counts_line "$dir" "$name" "$kind" none)
+    [ "${line%%|*}" = pass ] || verdict=fail
+    detail+="; counters: ${line#*|}"
+    if [ "$evicted" != 0 ]; then verdict=fail; detail+="; AN EVICTED SESSION LOST ITS DATA"; fi
+    if [ "${gone:-0}" = 0 ]; then verdict=fail; detail+="; no idle session was evicted from the cache: the scenario proved nothing"; fi
+  else
+    if [ "$evicted" = 0 ]; then verdict=fail; detail+="; no idle session was evicted: the scenario proved nothing"; fi
+    if [ -n "$first_evicted" ] && [[ $after != "200 "*" OK $first_evicted 1" ]]; then
+      verdict=fail; detail+="; an evicted session did not start afresh: $after"
+    fi
   fi
   fault_judge evict "$name" "$dir" "$verdict" "$detail"
 }

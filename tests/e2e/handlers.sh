@@ -13,6 +13,8 @@ E2E_HANDLERS_DEFAULT="rsession-files rsession-files-timeout rsession-files-reado
   rsession-pgsql rsession-mysql"
 # Redis Cluster and Sentinel: private sets of their own (lib.sh).
 E2E_HANDLERS_DEFAULT+=" rsession-redis-cluster rsession-redis-sentinel"
+# Write-through: the private memcached pair in front of the private PostgreSQL.
+E2E_HANDLERS_DEFAULT+=" rsession-writethrough"
 
 # Lock wait granted to the peers, matched to rsession.lock_wait_ms so that
 # all handlers get the same patience (defaults noted in the report).
@@ -44,6 +46,7 @@ handler_needs() {
     rsession-memcached) echo "store:memcached service:memcached" ;;
     rsession-pgsql) echo "store:pgsql service:pgsql" ;;
     rsession-mysql) echo "store:mysql service:mysql" ;;
+    rsession-writethrough) echo "store:write-through service:memcached service:pgsql" ;;
     phpredis | phpredis-nolock) echo "service:redis" ;;
     php-memcached) echo "service:memcached" ;;
     files) echo "" ;;
@@ -77,14 +80,14 @@ handler_ini() {
       printf 'session.save_handler = rsession\nsession.save_path = "redis-sentinel://:rsession-data@%s/rsession?sentinel_password=rsession-sentinel&prefix=e2e_%s:"\n' \
         "$(printf '127.0.0.1:%s,' $E2E_SENTINEL_PORTS | sed 's/,$//')" "$tag" ;;
     rsession-memcached)
-      printf 'session.save_handler = rsession\nsession.save_path = "memcached://127.0.0.1:%s,127.0.0.1:%s?prefix=e2e_%s:"\n' \
-        "$m1" "$m2" "$tag" ;;
+      printf 'session.save_handler = rsession\nsession.save_path = "%s"\n' "$(memcached_path "$tag")" ;;
     rsession-pgsql)
-      printf 'session.save_handler = rsession\nsession.save_path = "pgsql://rs_app:rs-app-pw@127.0.0.1:%s/rsession_test?prefix=e2e_%s:"\n' \
-        "$E2E_PG_PORT" "$tag" ;;
+      printf 'session.save_handler = rsession\nsession.save_path = "%s"\n' "$(pgsql_path "$tag")" ;;
     rsession-mysql)
       printf 'session.save_handler = rsession\nsession.save_path = "mysql://rs_app:rs-app-pw@127.0.0.1:%s/rsession_test?prefix=e2e_%s:"\n' \
         "$E2E_MYSQL_PORT" "$tag" ;;
+    rsession-writethrough)
+      printf 'session.save_handler = rsession\nsession.save_path = "%s | %s"\n' "$(memcached_path "$tag")" "$(pgsql_path "$tag")" ;;
     phpredis | phpredis-nolock)
       local locking=1
       [ "$name" = phpredis-nolock ] && locking=0
@@ -118,6 +121,15 @@ INI
   esac
 }
 
+# rsession paths of the private servers, keys prefixed with tag $1:
+# memcached (both servers), PostgreSQL.
+memcached_path() {
+  printf 'memcached://127.0.0.1:%s,127.0.0.1:%s?prefix=e2e_%s:' "${E2E_MEMCACHED_PORTS[0]}" "${E2E_MEMCACHED_PORTS[1]}" "$1"
+}
+pgsql_path() {
+  printf 'pgsql://rs_app:rs-app-pw@127.0.0.1:%s/rsession_test?prefix=e2e_%s:' "$E2E_PG_PORT" "$1"
+}
+
 # rsession warnings and notices a handler's run provokes on purpose (ERE).
 handler_expected_warnings() {
   case $1 in
@@ -139,5 +151,6 @@ handler_note() {
     rsession-mysql) echo "MariaDB 10.11 (GET_LOCK), private server; the connection is the lease." ;;
     rsession-redis-cluster) echo "Redis Cluster, 3 masters + 3 replicas (private); sessions spread over the masters." ;;
     rsession-redis-sentinel) echo "Redis Sentinel: a master, its replica, three sentinels (private)." ;;
+    rsession-writethrough) echo "write-through: memcached (the private pair) in front of PostgreSQL 15 (private); the lock is memcached's." ;;
   esac
 }

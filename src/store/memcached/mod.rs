@@ -1192,7 +1192,7 @@ impl Registry for MemcachedStore {
 mod tests {
     use super::*;
     use crate::config::StoreConfig;
-    use crate::store::testing::{TTL, data, id, meta, put, read_data, registry_contract, req};
+    use crate::store::testing::{PrivateMemcached, TTL, data, free_port, id, meta, put, read_data, registry_contract, req};
     use crate::store::LockUse;
     use std::io::BufRead;
     use std::net::TcpListener;
@@ -1222,11 +1222,6 @@ mod tests {
     fn probe(m: &mut MemcachedStore, s: &SessionId, command: String) -> Reply {
         let srv = m.server_for(s).unwrap();
         m.exchange(srv, command.as_bytes(), 1, Resend::Idempotent).unwrap().remove(0)
-    }
-
-    /// A local port nothing listens on now.
-    fn free_port() -> u16 {
-        TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
     }
 
     /// A fake server for faults a real memcached never shows: it answers
@@ -1295,34 +1290,6 @@ mod tests {
             }
         });
         port
-    }
-
-    /// A memcached of the test's own, for a test that stops and restarts it.
-    struct Private(std::process::Child);
-
-    impl Private {
-        fn start(port: u16) -> Private {
-            let child = std::process::Command::new("memcached")
-                .args(["-u", "root", "-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-m", "8"])
-                .stdout(std::process::Stdio::null())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .expect("memcached is installed (make deps)");
-            for _ in 0..200 {
-                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                    return Private(child);
-                }
-                std::thread::sleep(Duration::from_millis(25));
-            }
-            panic!("memcached did not start on {port}");
-        }
-    }
-
-    impl Drop for Private {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
     }
 
     #[test]
@@ -1623,12 +1590,12 @@ mod tests {
     #[test]
     fn a_restarted_server_costs_no_failed_request() {
         let port = free_port();
-        let mc = Private::start(port);
+        let mc = PrivateMemcached::start(port);
         let mut m = store_at(&format!("memcached://127.0.0.1:{port}"), "restart");
         let s = id("abc");
         m.save(&s, &put(Save::Write(b"v"), &meta(), TTL, LockUse::Unlocked)).unwrap();
         drop(mc);
-        let _mc = Private::start(port);
+        let _mc = PrivateMemcached::start(port);
         // A lock add is never sent twice: the closed pooled connection must
         // be noticed before sending, not after.
         let r = m.lock_and_read(&s, &req(0, 5000));
