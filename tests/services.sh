@@ -213,6 +213,9 @@ CREATE USER IF NOT EXISTS '$SQL_USER'@'%' IDENTIFIED BY '$SQL_PASSWORD';
 GRANT ALL ON $SQL_DB.* TO '$SQL_USER'@'%';
 CREATE USER IF NOT EXISTS 'rs_readonly'@'%' IDENTIFIED BY 'readonly';
 GRANT SELECT ON $SQL_DB.* TO 'rs_readonly'@'%';
+-- An app user whose DBA made the tables: rows only, no CREATE ROUTINE or EXECUTE.
+CREATE USER IF NOT EXISTS 'rs_dml'@'%' IDENTIFIED BY 'dml-pw';
+GRANT SELECT, INSERT, UPDATE, DELETE ON $SQL_DB.* TO 'rs_dml'@'%';
 SQL
 }
 

@@ -187,7 +187,12 @@ pub fn schema(savePath: Option<String>, apply: Option<bool>) -> PhpResult<String
         if apply == Some(true) {
             crate::store::sql::apply_schema(&config)?;
         }
-        Ok(ddl.iter().map(|s| format!("{s};\n")).collect::<String>())
+        // A procedure's body holds `;`: the mysql client reads it whole
+        // between DELIMITER lines.
+        Ok(ddl
+            .iter()
+            .map(|s| if s.contains(';') { format!("DELIMITER //\n{s} //\nDELIMITER ;\n") } else { format!("{s};\n") })
+            .collect::<String>())
     }))
     .or_throw()
 }

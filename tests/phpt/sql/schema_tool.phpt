@@ -33,6 +33,33 @@ $_SESSION['v'] = 1;
 session_write_close();
 RSession\kill_all_sessions();
 sql_admin("DROP TABLE $table, {$table}_generation, {$table}_holders");
+// What it prints is what an operator pipes into psql / mariadb: it runs
+// there as it is (MySQL: the procedures between DELIMITER lines).
+$mysql = sql_kind() === 'mysql';
+var_dump(preg_match_all('/CREATE PROCEDURE IF NOT EXISTS/', $ddl) === ($mysql ? 2 : 0));
+$by_hand = "{$table}_h";
+[, $ddl2] = $run(['--save-path', sql_path('tool', "table=$by_hand"), 'schema']);
+echo 'by hand: ', sql_admin($ddl2 . 'SELECT 1'), "\n";
+echo 'tables: ', $exists(), "\n";
+if ($mysql) {
+    echo 'procedures: ', sql_admin("SELECT COUNT(*) FROM information_schema.routines WHERE routine_schema = DATABASE() AND routine_name LIKE '{$by_hand}%'"), "\n";
+} else {
+    // Made by the superuser: the app user needs the rights a DBA grants.
+    sql_admin("GRANT ALL ON $by_hand, {$by_hand}_generation, {$by_hand}_holders TO rs_app");
+    echo "procedures: 2\n";
+}
+session_save_path(sql_path('tool', "table=$by_hand"));
+session_id('sqltool2');
+session_start();
+$_SESSION['v'] = 2;
+session_write_close();
+session_start();
+echo 'read back: ', $_SESSION['v'], "\n";
+session_write_close();
+sql_admin("DROP TABLE $by_hand, {$by_hand}_generation, {$by_hand}_holders");
+if ($mysql) {
+    sql_admin("DROP PROCEDURE {$table}_lock_v1; DROP PROCEDURE {$table}_write_v1; DROP PROCEDURE {$by_hand}_lock_v1; DROP PROCEDURE {$by_hand}_write_v1");
+}
 [$rc, , $err] = $run(['--save-path', sys_get_temp_dir(), 'schema']);
 echo "files: $rc ", trim($err), "\n";
 ?>
@@ -45,4 +72,9 @@ before: 0
 apply: 0 the tables exist now
 after: 3
 again: 0
+bool(true)
+by hand: 1
+tables: 3
+procedures: 2
+read back: 2
 files: 1 rsession: the files store has no SQL schema (only pgsql:// and mysql:// do)
