@@ -20,10 +20,12 @@ pub struct Stats {
     pub cache_hits: AtomicU64,
     pub cache_misses: AtomicU64,
     pub store_writes_skipped: AtomicU64,
-    /// Waits for a store's reply that spun before sleeping, and how many of
-    /// them found the reply within the spin (`rsession.spin_us`).
+    /// Waits for a store's reply that spun before sleeping, how many of
+    /// them found the reply within the spin (`rsession.spin_us`), and how
+    /// many stopped early because another task was waiting for the core.
     pub reply_spins: AtomicU64,
     pub reply_spin_hits: AtomicU64,
+    pub reply_spins_busy: AtomicU64,
 }
 
 pub static STATS: Stats = Stats {
@@ -40,6 +42,7 @@ pub static STATS: Stats = Stats {
     store_writes_skipped: AtomicU64::new(0),
     reply_spins: AtomicU64::new(0),
     reply_spin_hits: AtomicU64::new(0),
+    reply_spins_busy: AtomicU64::new(0),
 };
 
 impl Stats {
@@ -59,6 +62,7 @@ impl Stats {
             ("store_writes_skipped", get(&self.store_writes_skipped)),
             ("reply_spins", get(&self.reply_spins)),
             ("reply_spin_hits", get(&self.reply_spin_hits)),
+            ("reply_spins_busy", get(&self.reply_spins_busy)),
         ]
     }
 }

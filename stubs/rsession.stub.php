@@ -245,8 +245,11 @@ function schema(?string $savePath = null, bool $apply = false): string {}
  * - reply_spins:    waits for a store's reply that spun first (rsession.spin_us)
  * - reply_spin_hits: of those, the ones whose reply came within the spin (the
  *                   rest slept after spinning: a spin that cost CPU for nothing)
+ * - reply_spins_busy: of those, the ones that stopped at once because another
+ *                   task was waiting for the core (a loaded machine: the
+ *                   spin backs off as after a miss)
  *
  * Never throws.
- * @return array{reads: int, writes: int, writes_skipped: int, lock_acquired: int, lock_wait_ms: int, lock_timeouts: int, store_errors: int, lease_renewal_failures: int, cache_hits: int, cache_misses: int, store_writes_skipped: int, reply_spins: int, reply_spin_hits: int}
+ * @return array{reads: int, writes: int, writes_skipped: int, lock_acquired: int, lock_wait_ms: int, lock_timeouts: int, store_errors: int, lease_renewal_failures: int, cache_hits: int, cache_misses: int, store_writes_skipped: int, reply_spins: int, reply_spin_hits: int, reply_spins_busy: int}
  */
 function stats(): array {}

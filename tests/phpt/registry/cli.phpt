@@ -33,7 +33,7 @@ var_dump($rc, str_starts_with($err, 'rsession: invalid session id'));
 [$rc, $out] = tool($save, 'lock', 'cliA2');
 var_dump($rc, trim($out));
 [$rc, $out] = tool($save, 'stats', '--json');
-var_dump($rc, array_keys(json_decode($out, true)) === ['reads', 'writes', 'writes_skipped', 'lock_acquired', 'lock_wait_ms', 'lock_timeouts', 'store_errors', 'lease_renewal_failures', 'cache_hits', 'cache_misses', 'store_writes_skipped', 'reply_spins', 'reply_spin_hits']);
+var_dump($rc, array_keys(json_decode($out, true)) === ['reads', 'writes', 'writes_skipped', 'lock_acquired', 'lock_wait_ms', 'lock_timeouts', 'store_errors', 'lease_renewal_failures', 'cache_hits', 'cache_misses', 'store_writes_skipped', 'reply_spins', 'reply_spin_hits', 'reply_spins_busy']);
 foreach ([['bogus'], ['list'], ['kill'], ['kill', '--all'], ['list', '--frobnicate'], []] as $bad) {
     [$rc, , $err] = tool($save, ...$bad);
     echo $rc, ' ', strtok($err, "\n"), "\n";
