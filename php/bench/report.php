@@ -64,6 +64,27 @@ if ($registry) {
             $cell($r, 'kill_user_sessions.median_ms'), $cell($r, 'kill_user_sessions.p99_ms'), $cell($r, 'kill_all_ms'));
     }
 }
+// The SQL servers' floor (php/bench/sql_floor.php): each statement of a
+// locked cycle alone; the four after the bare round trip are the least any
+// locked handler sends.
+if (!empty($rows['floor.server_us'])) {
+    $md .= "\n## The least a locked cycle costs a SQL server\n\n"
+        . "Each statement a locked handler needs, alone, back to back on one connection (text statements, a 1 KB row): "
+        . "the time one takes from the client's side and the server CPU it costs. The sum of the last four is the least "
+        . "any handler's locked cycle costs the server, rsession's and PDO's alike; a cycle's wall time adds the PHP "
+        . "side and a wake-up per round trip.\n\n| store | statement | wall | server CPU |\n|---|---|--:|--:|\n";
+    foreach ($rows['floor.server_us'] as $store => $statements) {
+        $sum = [0.0, 0.0];
+        foreach ($statements as $label => $cpu) {
+            $wall = $rows['floor.wall_us'][$store][$label] ?? 0;
+            $md .= sprintf("| %s | %s | %.0f µs | %.0f µs |\n", $store, $label, $wall, $cpu);
+            if (!str_starts_with($label, 'round trip')) {
+                $sum = [$sum[0] + $wall, $sum[1] + $cpu];
+            }
+        }
+        $md .= sprintf("| %s | **lock + read + write + release** | **%.0f µs** | **%.0f µs** |\n", $store, ...$sum);
+    }
+}
 // Write-through (php/bench/writethrough.sh): what PostgreSQL wrote, and the
 // increments lost by 8 processes at once.
 $wt = [];

@@ -117,3 +117,13 @@ for h in rsession "$PEER"; do
   printf '   %-13s median of the runs'"'"' means: %7.3f ms\n' "$h" "$m"
 done
 echo
+
+if [[ $STORE == pgsql || $STORE == mysql ]] && [ "$PDO_MODE" = advisory ]; then
+  echo "== $STORE: the least any locked cycle costs the server: each statement alone, back to back (php/bench/sql_floor.php)"
+  while read -r line; do
+    label=$(json statement <<<"$line"); wall=$(json wall_us <<<"$line"); cpu=$(json server_us <<<"$line")
+    record "$STORE" floor.wall_us "$label" "$wall"; record "$STORE" floor.server_us "$label" "$cpu"
+    printf '   %-40s %7.1f µs wall, %7.1f µs server CPU\n' "$label" "$wall" "$cpu"
+  done < <(php -n "${PDO_EXT[@]}" php/bench/sql_floor.php "$STORE" "$url" "$SERVER")
+  echo
+fi
